@@ -26,6 +26,7 @@ export function openPool(t: DbTarget, opts: { connectionLimit?: number } = {}): 
     charset: 'utf8mb4_general_ci',
     multipleStatements: false,
     enableKeepAlive: true,
+    jsonStrings: true,
   });
   pool.on('connection', (conn) => {
     // The callback-style connection underneath the promise pool.
