@@ -62,7 +62,10 @@ export const CLINIC_SCHEMA = [
 export async function createClinicSchema(db: Queryable): Promise<void> {
   for (const sql of CLINIC_SCHEMA) await execute(db, sql);
   await execute(db, "INSERT INTO users (user_id, username, uuid) VALUES (1, 'admin', 'u-admin')");
-  await execute(db, "INSERT INTO person (person_id, gender, creator, date_created, uuid) VALUES (1, 'M', 1, '2020-01-01', 'p-admin')");
+  await execute(
+    db,
+    "INSERT INTO person (person_id, gender, creator, date_created, uuid) VALUES (1, 'M', 1, '2020-01-01', 'p-admin')",
+  );
   await execute(db, 'UPDATE users SET person_id = 1 WHERE user_id = 1');
   await execute(db, "INSERT INTO role VALUES ('Provider', 'clinician'), ('Clerk', NULL)");
   await execute(db, "INSERT INTO global_property VALUES ('locale', 'en', 'gp-locale')");

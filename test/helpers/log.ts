@@ -26,7 +26,8 @@ export async function readLog(db: Queryable, afterSeq = 0): Promise<LoggedChange
     lkey: r.lkey == null ? null : String(r.lkey),
     oldLkey: r.old_lkey == null ? null : String(r.old_lkey),
     ident: r.ident == null ? null : String(r.ident),
-    payload: r.payload == null ? null : (JSON.parse(String(r.payload)) as Record<string, StoredValue>),
+    payload:
+      r.payload == null ? null : (JSON.parse(String(r.payload)) as Record<string, StoredValue>),
   }));
 }
 

@@ -6,7 +6,12 @@ import { SyncNode } from '../../src/engine/node/node.js';
 
 const [homeDir, url] = process.argv.slice(2);
 const home = new Home(homeDir!);
-const node = await SyncNode.open({ db: parseDbUrl(url!), settings: home.requireSettings(), home, lock: 'wait' });
+const node = await SyncNode.open({
+  db: parseDbUrl(url!),
+  settings: home.requireSettings(),
+  home,
+  lock: 'wait',
+});
 process.stdout.write('ready\n');
 for (;;) {
   await node.pickup();

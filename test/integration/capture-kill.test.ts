@@ -14,7 +14,9 @@ import { initRoot } from '../helpers/node.js';
 const WORKER = path.resolve(import.meta.dirname, '../helpers/pickup-worker.ts');
 
 function startWorker(home: string, url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, home, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, home, url], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.stdout!.once('data', () => resolve(child));
     child.once('exit', (code) => reject(new Error(`pickup worker exited early (${code})`)));
@@ -46,8 +48,12 @@ describe('capture survives a killed engine', () => {
       const writes = (async () => {
         for (let i = 0; i < 60; i++) {
           const uuid = `p-${written++}`;
-          await execute(db.pool, `INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, NOW(), '${uuid}')`);
-          if (i % 3 === 0) await execute(db.pool, `UPDATE person SET voided = 1 WHERE uuid = '${uuid}'`);
+          await execute(
+            db.pool,
+            `INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, NOW(), '${uuid}')`,
+          );
+          if (i % 3 === 0)
+            await execute(db.pool, `UPDATE person SET voided = 1 WHERE uuid = '${uuid}'`);
         }
       })();
       await new Promise((r) => setTimeout(r, delay));
@@ -58,7 +64,12 @@ describe('capture survives a killed engine', () => {
     // the killed engines did part of the work: the survivor finishes it without repeating any
     const byWorkers = (await readLog(db.pool)).length;
     expect(byWorkers).toBeGreaterThan(0);
-    const survivor = await Node.open({ db: db.target, settings: node.settings, home: node.home, lock: 'wait' });
+    const survivor = await Node.open({
+      db: db.target,
+      settings: node.settings,
+      home: node.home,
+      lock: 'wait',
+    });
     await survivor.pickup();
     await survivor.close();
 
@@ -70,7 +81,10 @@ describe('capture survives a killed engine', () => {
     // an update picked up together with its insert is folded into it; never logged twice
     const updates = log.filter((e) => e.op === 'U');
     expect(new Set(updates.map((e) => e.ident)).size).toBe(updates.length);
-    const voided = await queryRows(db.pool, "SELECT uuid FROM person WHERE voided = 1 AND uuid LIKE 'p-%'");
+    const voided = await queryRows(
+      db.pool,
+      "SELECT uuid FROM person WHERE voided = 1 AND uuid LIKE 'p-%'",
+    );
     for (const r of voided) {
       const entries = log.filter((e) => e.ident === r.uuid);
       const last = Object.assign({}, ...entries.map((e) => e.payload));

@@ -28,7 +28,10 @@ describe('capture on OpenMRS', () => {
 
   it('records nothing at init: the rows there are the shared starting point', async () => {
     expect(await readLog(db.pool)).toEqual([]);
-    const [n] = await queryRows(db.pool, "SELECT COUNT(*) AS n FROM clinicsync_row WHERE tbl = 'concept'");
+    const [n] = await queryRows(
+      db.pool,
+      "SELECT COUNT(*) AS n FROM clinicsync_row WHERE tbl = 'concept'",
+    );
     const [c] = await queryRows(db.pool, 'SELECT COUNT(*) AS n FROM concept');
     expect(Number(n!.n)).toBe(Number(c!.n));
   });
@@ -45,13 +48,22 @@ describe('capture on OpenMRS', () => {
     expect(e!.op).toBe('I');
     expect(e!.tbl).toBe('person');
     expect(e!.ident).toBe('p-0001');
-    expect(e!.payload).toMatchObject({ gender: 'F', birthdate: '1990-02-03', date_created: '2026-01-02 03:04:05', voided: '0', death_date: null });
+    expect(e!.payload).toMatchObject({
+      gender: 'F',
+      birthdate: '1990-02-03',
+      date_created: '2026-01-02 03:04:05',
+      voided: '0',
+      death_date: null,
+    });
     expect(Object.keys(e!.payload!)).toHaveLength(18);
   });
 
   it('logs only the changed columns of an update', async () => {
     const log = await changesOf(async () => {
-      await execute(db.pool, "UPDATE person SET gender = 'M', birthdate_estimated = 1 WHERE uuid = 'p-0001'");
+      await execute(
+        db.pool,
+        "UPDATE person SET gender = 'M', birthdate_estimated = 1 WHERE uuid = 'p-0001'",
+      );
     });
     expect(log).toHaveLength(1);
     expect(log[0]!.op).toBe('U');
@@ -66,11 +78,17 @@ describe('capture on OpenMRS', () => {
   });
 
   it('logs one entry per row of a multi-row update, each with its own changed columns', async () => {
-    const [{ n }] = (await queryRows(db.pool, 'SELECT COUNT(*) AS n FROM location WHERE retired = 0')) as [{ n: number }];
+    const [{ n }] = (await queryRows(
+      db.pool,
+      'SELECT COUNT(*) AS n FROM location WHERE retired = 0',
+    )) as [{ n: number }];
     const log = await changesOf(async () => {
       await execute(db.pool, "UPDATE location SET city_village = 'Butaro' WHERE retired = 0");
     });
-    const changed = await queryRows(db.pool, "SELECT uuid FROM location WHERE retired = 0 AND city_village = 'Butaro'");
+    const changed = await queryRows(
+      db.pool,
+      "SELECT uuid FROM location WHERE retired = 0 AND city_village = 'Butaro'",
+    );
     expect(log).toHaveLength(Number(n));
     expect(new Set(log.map((e) => e.ident))).toEqual(new Set(changed.map((r) => String(r.uuid))));
     for (const e of log) expect(e.payload).toEqual({ city_village: 'Butaro' });
@@ -102,11 +120,15 @@ describe('capture on OpenMRS', () => {
     const log = await changesOf(async () => {
       const conn = await db.pool.getConnection();
       await conn.beginTransaction();
-      await conn.query("INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-01-01', 'p-rolled-back')");
+      await conn.query(
+        "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-01-01', 'p-rolled-back')",
+      );
       await conn.query("UPDATE person SET gender = 'X' WHERE uuid = 'p-0002'");
       await conn.rollback();
       await conn.beginTransaction();
-      await conn.query("INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-01-01', 'p-0005')");
+      await conn.query(
+        "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-01-01', 'p-0005')",
+      );
       await conn.query("UPDATE person SET dead = 1 WHERE uuid = 'p-0002'");
       await conn.commit();
       conn.release();
@@ -124,9 +146,19 @@ describe('capture on OpenMRS', () => {
     expect(composite).toMatchObject([{ op: 'I', tbl: 'user_role', lkey: hexKey('Anonymous', 1) }]);
 
     const text = await changesOf(async () => {
-      await execute(db.pool, "UPDATE global_property SET property_value = 'été' WHERE property = 'adminui.mandatory'");
+      await execute(
+        db.pool,
+        "UPDATE global_property SET property_value = 'été' WHERE property = 'adminui.mandatory'",
+      );
     });
-    expect(text).toMatchObject([{ op: 'U', tbl: 'global_property', lkey: hexKey('adminui.mandatory'), payload: { property_value: 'été' } }]);
+    expect(text).toMatchObject([
+      {
+        op: 'U',
+        tbl: 'global_property',
+        lkey: hexKey('adminui.mandatory'),
+        payload: { property_value: 'été' },
+      },
+    ]);
 
     await execute(
       db.pool,
@@ -137,18 +169,29 @@ describe('capture on OpenMRS', () => {
       db.pool,
       'SELECT (SELECT MIN(concept_name_id) FROM concept_name) AS n, (SELECT MIN(concept_name_tag_id) FROM concept_name_tag) AS t',
     );
-    const mapRow = () =>
-      execute(db.pool, 'INSERT INTO concept_name_tag_map VALUES (?, ?)', [pair!.n, pair!.t]);
+    const mapRow = async () => {
+      await execute(db.pool, 'INSERT INTO concept_name_tag_map VALUES (?, ?)', [pair!.n, pair!.t]);
+    };
     // A table without a primary key is a multiset of row images: a second identical row is a
     // second insert, and deleting both is two deletes.
     const first = await changesOf(mapRow);
     const second = await changesOf(mapRow);
     expect([...first, ...second].map((e) => [e.op, e.tbl, e.payload])).toEqual([
-      ['I', 'concept_name_tag_map', { concept_name_id: String(pair!.n), concept_name_tag_id: String(pair!.t) }],
-      ['I', 'concept_name_tag_map', { concept_name_id: String(pair!.n), concept_name_tag_id: String(pair!.t) }],
+      [
+        'I',
+        'concept_name_tag_map',
+        { concept_name_id: String(pair!.n), concept_name_tag_id: String(pair!.t) },
+      ],
+      [
+        'I',
+        'concept_name_tag_map',
+        { concept_name_id: String(pair!.n), concept_name_tag_id: String(pair!.t) },
+      ],
     ]);
     const gone = await changesOf(async () => {
-      await execute(db.pool, 'DELETE FROM concept_name_tag_map WHERE concept_name_id = ?', [pair!.n]);
+      await execute(db.pool, 'DELETE FROM concept_name_tag_map WHERE concept_name_id = ?', [
+        pair!.n,
+      ]);
     });
     expect(gone.map((e) => e.op)).toEqual(['D', 'D']);
   });

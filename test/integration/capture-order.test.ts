@@ -81,15 +81,25 @@ describe('capture ordering', () => {
     await node.pickup();
     const log = await readLog(db.pool);
     expect(log).toHaveLength(2);
-    expect(log[1]).toMatchObject({ op: 'U', ident: 'p-move', lkey: Buffer.from('900').toString('hex').toUpperCase() });
+    expect(log[1]).toMatchObject({
+      op: 'U',
+      ident: 'p-move',
+      lkey: Buffer.from('900').toString('hex').toUpperCase(),
+    });
     expect(log[1]!.oldLkey).not.toBeNull();
     expect(log[1]!.payload).toEqual({ person_id: '900', gender: 'M' });
   });
 
   it('represents a cascading delete by the parent delete alone', async () => {
-    await execute(db.pool, "INSERT INTO patient (patient_id) VALUES (1)");
-    await execute(db.pool, "INSERT INTO encounter (encounter_id, patient_id, encounter_datetime, uuid) VALUES (7, 1, '2026-01-01', 'e-7')");
-    await execute(db.pool, "INSERT INTO obs (encounter_id, value_numeric, uuid) VALUES (7, 36.6, 'o-1'), (7, 120, 'o-2')");
+    await execute(db.pool, 'INSERT INTO patient (patient_id) VALUES (1)');
+    await execute(
+      db.pool,
+      "INSERT INTO encounter (encounter_id, patient_id, encounter_datetime, uuid) VALUES (7, 1, '2026-01-01', 'e-7')",
+    );
+    await execute(
+      db.pool,
+      "INSERT INTO obs (encounter_id, value_numeric, uuid) VALUES (7, 36.6, 'o-1'), (7, 120, 'o-2')",
+    );
     await node.pickup();
     const before = (await readLog(db.pool)).length;
     await execute(db.pool, 'DELETE FROM encounter WHERE encounter_id = 7');
@@ -99,8 +109,14 @@ describe('capture ordering', () => {
     // same schema cascades the same way when it applies the encounter's delete.
     expect(log.map((e) => [e.tbl, e.op, e.ident])).toEqual([['encounter', 'D', 'e-7']]);
     // A new obs that reuses a cascaded obs's local id is a new row, not an update of the old one.
-    await execute(db.pool, "INSERT INTO encounter (encounter_id, patient_id, encounter_datetime, uuid) VALUES (8, 1, '2026-01-02', 'e-8')");
-    await execute(db.pool, "INSERT INTO obs (obs_id, encounter_id, value_numeric, uuid) VALUES (1, 8, 1, 'o-new')");
+    await execute(
+      db.pool,
+      "INSERT INTO encounter (encounter_id, patient_id, encounter_datetime, uuid) VALUES (8, 1, '2026-01-02', 'e-8')",
+    );
+    await execute(
+      db.pool,
+      "INSERT INTO obs (obs_id, encounter_id, value_numeric, uuid) VALUES (1, 8, 1, 'o-new')",
+    );
     await node.pickup();
     const next = (await readLog(db.pool)).slice(before + 1);
     expect(next.map((e) => [e.tbl, e.op, e.ident])).toEqual([

@@ -44,11 +44,16 @@ describe('capture on Sakila', () => {
       special_features: 'Trailers,Commentaries',
       rental_rate: '4.99',
     });
-    expect(of('film_text')).toMatchObject({ title: 'KIGALI NIGHTS', description: 'A nurse and a driver' });
+    expect(of('film_text')).toMatchObject({
+      title: 'KIGALI NIGHTS',
+      description: 'A nurse and a driver',
+    });
   });
 
   it('logs changed columns of both tables when the film is renamed', async () => {
-    const log = await changesOf("UPDATE film SET title = 'BUTARO NIGHTS' WHERE title = 'KIGALI NIGHTS'");
+    const log = await changesOf(
+      "UPDATE film SET title = 'BUTARO NIGHTS' WHERE title = 'KIGALI NIGHTS'",
+    );
     expect(log.map((e) => [e.tbl, e.op]).sort()).toEqual([
       ['film', 'U'],
       ['film_text', 'U'],
@@ -66,8 +71,12 @@ describe('capture on Sakila', () => {
   });
 
   it('logs one entry per row of a multi-row update', async () => {
-    const [{ n }] = (await queryRows(db.pool, 'SELECT COUNT(*) AS n FROM film WHERE rating = ?', ['NC-17'])) as [{ n: number }];
-    const log = await changesOf("UPDATE film SET rental_rate = rental_rate + 1 WHERE rating = 'NC-17'");
+    const [{ n }] = (await queryRows(db.pool, 'SELECT COUNT(*) AS n FROM film WHERE rating = ?', [
+      'NC-17',
+    ])) as [{ n: number }];
+    const log = await changesOf(
+      "UPDATE film SET rental_rate = rental_rate + 1 WHERE rating = 'NC-17'",
+    );
     expect(log.filter((e) => e.tbl === 'film')).toHaveLength(Number(n));
     expect(log.every((e) => e.op === 'U' && e.payload!.rental_rate !== undefined)).toBe(true);
   });

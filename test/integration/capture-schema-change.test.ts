@@ -22,13 +22,20 @@ describe('capture across schema changes', () => {
   });
 
   async function appWrites(uuid: string, set: string): Promise<void> {
-    await execute(db.pool, `INSERT INTO person (creator, date_created, uuid) VALUES (1, '2026-01-01', '${uuid}')`);
+    await execute(
+      db.pool,
+      `INSERT INTO person (creator, date_created, uuid) VALUES (1, '2026-01-01', '${uuid}')`,
+    );
     await execute(db.pool, `UPDATE person SET ${set} WHERE uuid = '${uuid}'`);
   }
 
   async function newChanges(since: number) {
     await node.pickup();
-    return (await readLog(db.pool, since)).map((e) => [e.op, e.ident, e.payload && Object.keys(e.payload).sort()]);
+    return (await readLog(db.pool, since)).map((e) => [
+      e.op,
+      e.ident,
+      e.payload && Object.keys(e.payload).sort(),
+    ]);
   }
 
   it('keeps the application writing while columns are added, dropped and renamed', async () => {
@@ -36,7 +43,20 @@ describe('capture across schema changes', () => {
     await execute(db.pool, 'ALTER TABLE person ADD COLUMN nickname VARCHAR(50) NULL');
     await appWrites('p-added', "nickname = 'Mimi'");
     expect(await newChanges(since)).toEqual([
-      ['I', 'p-added', ['birthdate', 'creator', 'date_created', 'gender', 'nickname', 'person_id', 'uuid', 'voided']],
+      [
+        'I',
+        'p-added',
+        [
+          'birthdate',
+          'creator',
+          'date_created',
+          'gender',
+          'nickname',
+          'person_id',
+          'uuid',
+          'voided',
+        ],
+      ],
     ]);
     await execute(db.pool, "UPDATE person SET nickname = 'Mi' WHERE uuid = 'p-added'");
     since = await lastSeq(db.pool);
@@ -48,7 +68,11 @@ describe('capture across schema changes', () => {
     await appWrites('p-dropped', "gender = 'F'");
     await execute(db.pool, "UPDATE person SET nickname = 'Zed' WHERE uuid = 'p-added'");
     expect(await newChanges(since)).toEqual([
-      ['I', 'p-dropped', ['creator', 'date_created', 'gender', 'nickname', 'person_id', 'uuid', 'voided']],
+      [
+        'I',
+        'p-dropped',
+        ['creator', 'date_created', 'gender', 'nickname', 'person_id', 'uuid', 'voided'],
+      ],
       ['U', 'p-added', ['nickname']],
     ]);
 
@@ -58,7 +82,11 @@ describe('capture across schema changes', () => {
     await execute(db.pool, "UPDATE person SET voided = 1 WHERE uuid = 'p-dropped'");
     const log = await newChanges(since);
     expect(log).toEqual([
-      ['I', 'p-renamed', ['creator', 'date_created', 'nickname', 'person_id', 'sex', 'uuid', 'voided']],
+      [
+        'I',
+        'p-renamed',
+        ['creator', 'date_created', 'nickname', 'person_id', 'sex', 'uuid', 'voided'],
+      ],
       // recorded before the rename under "gender": the renamed column counts as changed once
       ['U', 'p-dropped', ['sex', 'voided']],
     ]);
@@ -72,7 +100,10 @@ describe('capture across schema changes', () => {
     await execute(db.pool, `DROP TRIGGER \`${String(trigger!.n)}\``);
     await node.pickup();
     await execute(db.pool, "INSERT INTO role VALUES ('Nurse', NULL)");
-    await execute(db.pool, 'CREATE TABLE visit (visit_id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(38) NOT NULL)');
+    await execute(
+      db.pool,
+      'CREATE TABLE visit (visit_id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(38) NOT NULL)',
+    );
     await node.pickup();
     await execute(db.pool, "INSERT INTO visit (uuid) VALUES ('v-1')");
     await node.pickup();
@@ -106,10 +137,16 @@ describe('capture across schema changes', () => {
     expect(Number(n!.n)).toBe(0);
     expect((await node.status()).capturePaused).toBe(true);
     await execute(db.pool, 'ALTER TABLE person MODIFY uuid CHAR(38) NOT NULL AFTER person_id');
-    await execute(db.pool, "UPDATE global_property SET property_value = 'fr' WHERE property = 'locale'");
+    await execute(
+      db.pool,
+      "UPDATE global_property SET property_value = 'fr' WHERE property = 'locale'",
+    );
     await node.resumeCapture();
     expect((await node.status()).capturePaused).toBe(false);
-    await execute(db.pool, "UPDATE global_property SET property_value = 'rw' WHERE property = 'locale'");
+    await execute(
+      db.pool,
+      "UPDATE global_property SET property_value = 'rw' WHERE property = 'locale'",
+    );
     await node.pickup();
     expect((await readLog(db.pool)).map((e) => [e.tbl, e.op, e.payload])).toEqual([
       ['global_property', 'U', { property_value: 'rw' }],

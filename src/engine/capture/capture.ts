@@ -47,7 +47,8 @@ export class Capture {
   async pause(): Promise<void> {
     await this.pickupAll();
     const schema = await this.loadSchema();
-    for (const name of (await installedTriggers(this.pool)).keys()) await dropTriggers(this.pool, name);
+    for (const name of (await installedTriggers(this.pool)).keys())
+      await dropTriggers(this.pool, name);
     for (const t of schema.tables.values()) await dropTriggers(this.pool, t.name);
     await setMeta(this.pool, 'capture_paused', '1');
   }
@@ -95,7 +96,8 @@ export class Capture {
       if (!now.tables.has(name) || !this.captured(name)) await dropTriggers(this.pool, name);
     }
     for (const name of before.keys()) {
-      if (!now.tables.has(name)) await execute(this.pool, 'DELETE FROM clinicsync_row WHERE tbl = ?', [name]);
+      if (!now.tables.has(name))
+        await execute(this.pool, 'DELETE FROM clinicsync_row WHERE tbl = ?', [name]);
     }
     this.colsets.forget();
     await this.remember(now, sig);
@@ -106,7 +108,13 @@ export class Capture {
   async pickupAll(): Promise<number> {
     await this.reconcile();
     const schema = this.schema ?? (await this.loadSchema());
-    return pickupAll({ pool: this.pool, schema, colsets: this.colsets, nodeId: this.nodeId, captured: this.captured });
+    return pickupAll({
+      pool: this.pool,
+      schema,
+      colsets: this.colsets,
+      nodeId: this.nodeId,
+      captured: this.captured,
+    });
   }
 
   private capturedTables(schema: Schema): Table[] {

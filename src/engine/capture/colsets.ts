@@ -18,12 +18,16 @@ export class Colsets {
     const key = createHash('sha256').update(JSON.stringify(cols)).digest('base64url').slice(0, 32);
     const cached = this.current.get(t.name);
     if (cached && cached.fingerprint === key) return cached.id;
-    await execute(db, 'INSERT IGNORE INTO clinicsync_colset (tbl, cols, fingerprint) VALUES (?, ?, ?)', [
-      t.name,
-      JSON.stringify(cols),
-      key,
-    ]);
-    const rows = await queryRows(db, 'SELECT id FROM clinicsync_colset WHERE tbl = ? AND fingerprint = ?', [t.name, key]);
+    await execute(
+      db,
+      'INSERT IGNORE INTO clinicsync_colset (tbl, cols, fingerprint) VALUES (?, ?, ?)',
+      [t.name, JSON.stringify(cols), key],
+    );
+    const rows = await queryRows(
+      db,
+      'SELECT id FROM clinicsync_colset WHERE tbl = ? AND fingerprint = ?',
+      [t.name, key],
+    );
     const id = Number(rows[0]!.id);
     this.current.set(t.name, { id, fingerprint: key });
     this.byId.set(id, cols);

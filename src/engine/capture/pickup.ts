@@ -68,7 +68,10 @@ export interface PickupContext {
   captured: (table: string) => boolean;
 }
 
-export function chainsOf(rows: CaptureRow[]): { chains: Chain[]; wholeTables: Map<string, number> } {
+export function chainsOf(rows: CaptureRow[]): {
+  chains: Chain[];
+  wholeTables: Map<string, number>;
+} {
   const chains: Chain[] = [];
   const open = new Map<string, Chain>();
   const wholeTables = new Map<string, number>();
@@ -80,7 +83,15 @@ export function chainsOf(rows: CaptureRow[]): { chains: Chain[]; wholeTables: Ma
       continue;
     }
     if (r.op === 'I') {
-      const c: Chain = { table: r.tbl, origKey: r.lkey, finalKey: r.lkey, inserted: true, deleted: false, atMs: at, oldUuid: null };
+      const c: Chain = {
+        table: r.tbl,
+        origKey: r.lkey,
+        finalKey: r.lkey,
+        inserted: true,
+        deleted: false,
+        atMs: at,
+        oldUuid: null,
+      };
       chains.push(c);
       open.set(id(r.tbl, r.lkey), c);
       continue;
@@ -88,7 +99,15 @@ export function chainsOf(rows: CaptureRow[]): { chains: Chain[]; wholeTables: Ma
     const from = r.op === 'U' && r.old_lkey !== null ? r.old_lkey : r.lkey;
     let c = open.get(id(r.tbl, from));
     if (!c) {
-      c = { table: r.tbl, origKey: from, finalKey: from, inserted: false, deleted: false, atMs: at, oldUuid: null };
+      c = {
+        table: r.tbl,
+        origKey: from,
+        finalKey: from,
+        inserted: false,
+        deleted: false,
+        atMs: at,
+        oldUuid: null,
+      };
       chains.push(c);
     }
     c.atMs = Math.max(c.atMs, at);
@@ -119,9 +138,15 @@ function payloadOf(t: Table, row: RowDataPacket, only?: Set<string>): Record<str
   return out;
 }
 
-async function currentRows(conn: PoolConnection, t: Table, keys: string[]): Promise<Map<string, RowDataPacket>> {
+async function currentRows(
+  conn: PoolConnection,
+  t: Table,
+  keys: string[],
+): Promise<Map<string, RowDataPacket>> {
   const out = new Map<string, RowDataPacket>();
-  const select = `SELECT ${dataColumns(t).map((c) => q(c.name)).join(', ')}, ${keySql(t)} AS __k, ${hashesSql(dataColumns(t))} AS __h FROM ${q(t.name)}`;
+  const select = `SELECT ${dataColumns(t)
+    .map((c) => q(c.name))
+    .join(', ')}, ${keySql(t)} AS __k, ${hashesSql(dataColumns(t))} AS __h FROM ${q(t.name)}`;
   for (let i = 0; i < keys.length; i += 200) {
     const part = keys.slice(i, i + 200);
     const conds = part.map((k) => whereKey(t, k));
@@ -135,7 +160,11 @@ async function currentRows(conn: PoolConnection, t: Table, keys: string[]): Prom
   return out;
 }
 
-async function rowStates(conn: PoolConnection, table: string, keys: string[]): Promise<Map<string, RowState>> {
+async function rowStates(
+  conn: PoolConnection,
+  table: string,
+  keys: string[],
+): Promise<Map<string, RowState>> {
   const out = new Map<string, RowState>();
   for (let i = 0; i < keys.length; i += 500) {
     const part = keys.slice(i, i + 500);
@@ -159,7 +188,12 @@ async function rowStates(conn: PoolConnection, table: string, keys: string[]): P
 }
 
 /** Names of columns whose hash differs from the recorded one (or that the record did not have). */
-function changedColumns(curCols: string[], curHashes: Buffer, prevCols: string[], prevHashes: Buffer): Set<string> {
+function changedColumns(
+  curCols: string[],
+  curHashes: Buffer,
+  prevCols: string[],
+  prevHashes: Buffer,
+): Set<string> {
   const prev = new Map<string, string>();
   prevCols.forEach((c, i) => prev.set(c, prevHashes.subarray(i * 4, i * 4 + 4).toString('hex')));
   const changed = new Set<string>();
@@ -200,12 +234,28 @@ async function diffKeyed(
     if (!state && !cur) continue;
     if (!state && cur) {
       const ident = uuidOf(t, cur);
-      out.push({ tbl: t.name, op: 'I', lkey: c.finalKey, oldLkey: null, ident, payload: payloadOf(t, cur), atMs: c.atMs });
+      out.push({
+        tbl: t.name,
+        op: 'I',
+        lkey: c.finalKey,
+        oldLkey: null,
+        ident,
+        payload: payloadOf(t, cur),
+        atMs: c.atMs,
+      });
       writes.upserts.push([t.name, khash(c.finalKey), c.finalKey, ident, colset, cur.__h, 1]);
       continue;
     }
     if (state && !cur) {
-      out.push({ tbl: t.name, op: 'D', lkey: c.origKey, oldLkey: null, ident: state.ident ?? c.oldUuid, payload: null, atMs: c.atMs });
+      out.push({
+        tbl: t.name,
+        op: 'D',
+        lkey: c.origKey,
+        oldLkey: null,
+        ident: state.ident ?? c.oldUuid,
+        payload: null,
+        atMs: c.atMs,
+      });
       writes.deletes.push([t.name, state.khash]);
       continue;
     }
@@ -242,7 +292,9 @@ async function diffWhole(
   const colset = await ctx.colsets.idFor(conn, t);
   const rows = await queryRows(
     conn,
-    `SELECT ${dataColumns(t).map((c) => q(c.name)).join(', ')}, ${keySql(t)} AS __k FROM ${q(t.name)}`,
+    `SELECT ${dataColumns(t)
+      .map((c) => q(c.name))
+      .join(', ')}, ${keySql(t)} AS __k FROM ${q(t.name)}`,
   );
   const now = new Map<string, { row: RowDataPacket; n: number }>();
   for (const r of rows) {
@@ -251,12 +303,24 @@ async function diffWhole(
     if (e) e.n++;
     else now.set(k, { row: r, n: 1 });
   }
-  const recorded = await queryRows(conn, 'SELECT khash, lkey, n FROM clinicsync_row WHERE tbl = ?', [t.name]);
+  const recorded = await queryRows(
+    conn,
+    'SELECT khash, lkey, n FROM clinicsync_row WHERE tbl = ?',
+    [t.name],
+  );
   const before = new Map<string, number>(recorded.map((r) => [String(r.lkey), Number(r.n)]));
   for (const [k, { row, n }] of now) {
     const was = before.get(k) ?? 0;
     for (let i = was; i < n; i++) {
-      out.push({ tbl: t.name, op: 'I', lkey: k, oldLkey: null, ident: null, payload: payloadOf(t, row), atMs });
+      out.push({
+        tbl: t.name,
+        op: 'I',
+        lkey: k,
+        oldLkey: null,
+        ident: null,
+        payload: payloadOf(t, row),
+        atMs,
+      });
     }
     if (n !== was) writes.upserts.push([t.name, khash(k), k, null, colset, Buffer.alloc(0), n]);
   }
@@ -329,7 +393,11 @@ export async function pickupStep(ctx: PickupContext, limit = STEP_ROWS): Promise
       const ids = rows.map((r) => r.id);
       for (let i = 0; i < ids.length; i += 1000) {
         const part = ids.slice(i, i + 1000);
-        await execute(conn, `DELETE FROM clinicsync_capture WHERE id IN (${part.map(() => '?').join(',')})`, part);
+        await execute(
+          conn,
+          `DELETE FROM clinicsync_capture WHERE id IN (${part.map(() => '?').join(',')})`,
+          part,
+        );
       }
       return { captureRows: rows.length, logged: entries.length };
     },
@@ -338,7 +406,11 @@ export async function pickupStep(ctx: PickupContext, limit = STEP_ROWS): Promise
 }
 
 /** Appends this node's own changes with the next dense sequence numbers and clock stamps. */
-async function appendLocal(ctx: PickupContext, conn: PoolConnection, entries: LogEntry[]): Promise<void> {
+async function appendLocal(
+  ctx: PickupContext,
+  conn: PoolConnection,
+  entries: LogEntry[],
+): Promise<void> {
   let seq = BigInt((await getMetaForUpdate(conn, 'seq')) ?? '0');
   let hlc: Hlc = BigInt((await getMetaForUpdate(conn, 'hlc')) ?? '0');
   const values: unknown[][] = [];

@@ -28,7 +28,9 @@ export function keySql(t: Table, prefix = ''): string {
   const cols = hasKey(t) ? t.primaryKey : dataColumns(t).map((c) => c.name);
   // A keyless table's image must tell NULL from '' and from the text "NULL".
   const parts = cols.map((c) =>
-    hasKey(t) ? `HEX(CAST(${ref(prefix, c)} AS BINARY))` : `IFNULL(HEX(CAST(${ref(prefix, c)} AS BINARY)), '-')`,
+    hasKey(t)
+      ? `HEX(CAST(${ref(prefix, c)} AS BINARY))`
+      : `IFNULL(HEX(CAST(${ref(prefix, c)} AS BINARY)), '-')`,
   );
   return `CONCAT_WS(',', ${parts.join(', ')})`;
 }
@@ -64,7 +66,12 @@ export function whereKey(t: Table, lkey: string): { sql: string; params: string[
     if (col.binary) {
       conds.push(`${q(name)} = UNHEX(?)`);
       params.push(h);
-    } else if (col.charset && CHARSET.test(col.charset) && col.collation && CHARSET.test(col.collation)) {
+    } else if (
+      col.charset &&
+      CHARSET.test(col.charset) &&
+      col.collation &&
+      CHARSET.test(col.collation)
+    ) {
       conds.push(`${q(name)} = CONVERT(UNHEX(?) USING ${col.charset}) COLLATE ${col.collation}`);
       params.push(h);
     } else {

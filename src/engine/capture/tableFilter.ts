@@ -12,9 +12,15 @@ export const OPENMRS_LEFT_OUT: { pattern: RegExp; reason: string }[] = [
   { pattern: /^liquibase/, reason: 'records which database upgrades ran on this server' },
   { pattern: /^scheduler_task_config/, reason: 'background tasks are set up per server' },
   { pattern: /^hl7_in_/, reason: 'incoming HL7 messages are processed where they arrive' },
-  { pattern: /^idgen_(seq_id_gen|pooled_identifier|log_entry|reserved_identifier)/, reason: 'identifier generator state must differ per server' },
+  {
+    pattern: /^idgen_(seq_id_gen|pooled_identifier|log_entry|reserved_identifier)/,
+    reason: 'identifier generator state must differ per server',
+  },
   { pattern: /^sync_/, reason: 'tables of the old OpenMRS sync module' },
-  { pattern: /^(notification_alert_recipient|user_property)$/, reason: 'per-server user interface state' },
+  {
+    pattern: /^(notification_alert_recipient|user_property)$/,
+    reason: 'per-server user interface state',
+  },
 ];
 
 export function tableFilter(sel: TableSelection): (table: string) => boolean {
@@ -23,7 +29,8 @@ export function tableFilter(sel: TableSelection): (table: string) => boolean {
   return (table) => {
     if (exclude.has(table)) return false;
     if (include.size && !include.has(table)) return false;
-    if (sel.preset === 'openmrs' && OPENMRS_LEFT_OUT.some((p) => p.pattern.test(table))) return false;
+    if (sel.preset === 'openmrs' && OPENMRS_LEFT_OUT.some((p) => p.pattern.test(table)))
+      return false;
     return true;
   };
 }

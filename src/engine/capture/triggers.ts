@@ -65,7 +65,8 @@ export async function installTriggers(db: Queryable, t: Table): Promise<void> {
 }
 
 export async function dropTriggers(db: Queryable, table: string): Promise<void> {
-  for (const event of EVENTS) await execute(db, `DROP TRIGGER IF EXISTS ${q(triggerName(table, event))}`);
+  for (const event of EVENTS)
+    await execute(db, `DROP TRIGGER IF EXISTS ${q(triggerName(table, event))}`);
 }
 
 /** Every ClinicSync trigger present in the current database, by table. */

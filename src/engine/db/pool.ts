@@ -67,7 +67,11 @@ export async function queryRows<T extends RowDataPacket = RowDataPacket>(
   return rows;
 }
 
-export async function execute(db: Queryable, sql: string, params: unknown[] = []): Promise<ResultSetHeader> {
+export async function execute(
+  db: Queryable,
+  sql: string,
+  params: unknown[] = [],
+): Promise<ResultSetHeader> {
   const [res] = await db.query<ResultSetHeader>(sql, params);
   return res;
 }
@@ -78,17 +82,41 @@ export function explainDbError(e: unknown, t: DbTarget): SyncError {
   const where = `${t.host}:${t.port}`;
   switch (err.code) {
     case 'ECONNREFUSED':
-      return new SyncError('database', `No database server answers at ${where}; start MariaDB/MySQL and try again.`, { cause: e });
+      return new SyncError(
+        'database',
+        `No database server answers at ${where}; start MariaDB/MySQL and try again.`,
+        { cause: e },
+      );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new SyncError('database', `The database host "${t.host}" cannot be found; check its name.`, { cause: e });
+      return new SyncError(
+        'database',
+        `The database host "${t.host}" cannot be found; check its name.`,
+        { cause: e },
+      );
     case 'ER_ACCESS_DENIED_ERROR':
-      return new SyncError('database', `The database refused user "${t.user}" at ${where}; check the user name and password.`, { cause: e });
+      return new SyncError(
+        'database',
+        `The database refused user "${t.user}" at ${where}; check the user name and password.`,
+        { cause: e },
+      );
     case 'ER_BAD_DB_ERROR':
-      return new SyncError('database', `The database "${t.database}" does not exist at ${where}; create it or check its name.`, { cause: e });
+      return new SyncError(
+        'database',
+        `The database "${t.database}" does not exist at ${where}; create it or check its name.`,
+        { cause: e },
+      );
     case 'ER_DBACCESS_DENIED_ERROR':
-      return new SyncError('privileges', `User "${t.user}" may not use database "${t.database}"; grant it access and try again.`, { cause: e });
+      return new SyncError(
+        'privileges',
+        `User "${t.user}" may not use database "${t.database}"; grant it access and try again.`,
+        { cause: e },
+      );
     default:
-      return new SyncError('database', `The database at ${where} failed: ${err.message ?? String(e)}.`, { cause: e });
+      return new SyncError(
+        'database',
+        `The database at ${where} failed: ${err.message ?? String(e)}.`,
+        { cause: e },
+      );
   }
 }

@@ -199,15 +199,24 @@ export async function introspect(db: Queryable, database: string): Promise<Schem
       generated: /\b(virtual|stored|persistent) generated\b|\bvirtual\b|\bpersistent\b/.test(extra),
       charset: c.CHARACTER_SET_NAME,
       collation: c.COLLATION_NAME,
-      binary: BINARY_TYPES.has(dataType) || (c.CHARACTER_SET_NAME === null && dataType.endsWith('blob')),
+      binary:
+        BINARY_TYPES.has(dataType) || (c.CHARACTER_SET_NAME === null && dataType.endsWith('blob')),
     });
   }
-  const indexes = new Map<string, { table: string; name: string; unique: boolean; columns: string[] }>();
+  const indexes = new Map<
+    string,
+    { table: string; name: string; unique: boolean; columns: string[] }
+  >();
   for (const k of keyRows) {
     const id = `${k.TABLE_NAME}\u0000${k.INDEX_NAME}`;
     let ix = indexes.get(id);
     if (!ix) {
-      ix = { table: String(k.TABLE_NAME), name: String(k.INDEX_NAME), unique: Number(k.NON_UNIQUE) === 0, columns: [] };
+      ix = {
+        table: String(k.TABLE_NAME),
+        name: String(k.INDEX_NAME),
+        unique: Number(k.NON_UNIQUE) === 0,
+        columns: [],
+      };
       indexes.set(id, ix);
     }
     ix.columns.push(String(k.COLUMN_NAME));
@@ -243,7 +252,10 @@ export async function introspect(db: Queryable, database: string): Promise<Schem
   return {
     database,
     tables,
-    views: viewRows.map((v) => ({ name: String(v.TABLE_NAME), definition: String(v.VIEW_DEFINITION) })),
+    views: viewRows.map((v) => ({
+      name: String(v.TABLE_NAME),
+      definition: String(v.VIEW_DEFINITION),
+    })),
     triggers: triggerRows
       .filter((t) => !isOwnName(String(t.TRIGGER_NAME)))
       .map((t) => ({

@@ -22,11 +22,17 @@ export function parseDbUrl(url: string): DbTarget {
     );
   }
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
-    throw new SyncError('usage', `The database address must start with mysql:// (got ${u.protocol}//).`);
+    throw new SyncError(
+      'usage',
+      `The database address must start with mysql:// (got ${u.protocol}//).`,
+    );
   }
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
   if (!DB_NAME.test(database)) {
-    throw new SyncError('usage', 'The database address must end with the database name, like /openmrs.');
+    throw new SyncError(
+      'usage',
+      'The database address must end with the database name, like /openmrs.',
+    );
   }
   return {
     host: u.hostname || '127.0.0.1',

@@ -25,8 +25,9 @@ export async function getMetaForUpdate(db: Queryable, key: MetaKey): Promise<str
 }
 
 export async function setMeta(db: Queryable, key: MetaKey, value: string): Promise<void> {
-  await execute(db, 'INSERT INTO clinicsync_meta (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)', [
-    key,
-    value,
-  ]);
+  await execute(
+    db,
+    'INSERT INTO clinicsync_meta (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)',
+    [key, value],
+  );
 }
