@@ -9,7 +9,7 @@ export interface Column {
   name: string;
   /** e.g. `int`, `varchar`, `datetime` (lower case) */
   dataType: string;
-  /** the full type, e.g. `int(11) unsigned`, `enum('a','b')` (lower case) */
+  /** the full type as the server prints it, e.g. `int(11) unsigned`, `enum('G','PG')` */
   columnType: string;
   nullable: boolean;
   default: string | null;
@@ -95,8 +95,18 @@ const BINARY_TYPES = new Set([
   'geometrycollection',
 ]);
 
+/**
+ * MySQL 8 drops integer display widths (`int`) that MariaDB and MySQL 5.x still print
+ * (`int(11)`); they mean nothing for the values, so they are left out of the fingerprint.
+ */
+function canonicalType(columnType: string): string {
+  return columnType
+    .toLowerCase()
+    .replace(/^(tinyint|smallint|mediumint|int|integer|bigint|year)\(\d+\)/, '$1');
+}
+
 export function fingerprintColumns(columns: Pick<Column, 'name' | 'columnType'>[]): string {
-  const lines = columns.map((c) => `${c.name.toLowerCase()} ${c.columnType.toLowerCase()}`).sort();
+  const lines = columns.map((c) => `${c.name.toLowerCase()} ${canonicalType(c.columnType)}`).sort();
   return createHash('sha256').update(lines.join('\n')).digest('base64url').slice(0, 16);
 }
 
@@ -192,7 +202,7 @@ export async function introspect(db: Queryable, database: string): Promise<Schem
     t.columns.push({
       name: c.COLUMN_NAME,
       dataType,
-      columnType: String(c.COLUMN_TYPE).toLowerCase(),
+      columnType: String(c.COLUMN_TYPE),
       nullable: c.IS_NULLABLE === 'YES',
       default: c.COLUMN_DEFAULT,
       autoIncrement: extra.includes('auto_increment'),
