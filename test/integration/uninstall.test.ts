@@ -153,7 +153,10 @@ describe('uninstall leaves the application schema exactly as before', () => {
 
   for (const sample of [
     { kind: 'openmrs' as const, update: "UPDATE location SET city_village = 'Rwinkwavu'" },
-    { kind: 'sakila' as const, update: "UPDATE film SET title = CONCAT(title, '!') WHERE film_id < 5" },
+    {
+      kind: 'sakila' as const,
+      update: "UPDATE film SET title = CONCAT(title, '!') WHERE film_id < 5",
+    },
   ]) {
     it(`after a real init and captured work on ${sample.kind}`, async () => {
       const db = await loadSampleDb(sample.kind);
