@@ -239,12 +239,18 @@ describe('introspection of Sakila', () => {
       'staff_list',
     ]);
     expect(s.triggers).toEqual([
-      { name: 'customer_create_date', table: 'customer', timing: 'BEFORE', event: 'INSERT' },
-      { name: 'del_film', table: 'film', timing: 'AFTER', event: 'DELETE' },
-      { name: 'ins_film', table: 'film', timing: 'AFTER', event: 'INSERT' },
-      { name: 'payment_date', table: 'payment', timing: 'BEFORE', event: 'INSERT' },
-      { name: 'rental_date', table: 'rental', timing: 'BEFORE', event: 'INSERT' },
-      { name: 'upd_film', table: 'film', timing: 'AFTER', event: 'UPDATE' },
+      {
+        name: 'customer_create_date',
+        table: 'customer',
+        timing: 'BEFORE',
+        event: 'INSERT',
+        writes: [],
+      },
+      { name: 'del_film', table: 'film', timing: 'AFTER', event: 'DELETE', writes: ['film_text'] },
+      { name: 'ins_film', table: 'film', timing: 'AFTER', event: 'INSERT', writes: ['film_text'] },
+      { name: 'payment_date', table: 'payment', timing: 'BEFORE', event: 'INSERT', writes: [] },
+      { name: 'rental_date', table: 'rental', timing: 'BEFORE', event: 'INSERT', writes: [] },
+      { name: 'upd_film', table: 'film', timing: 'AFTER', event: 'UPDATE', writes: ['film_text'] },
     ]);
     expect(s.routines).toEqual([
       { name: 'film_in_stock', type: 'PROCEDURE' },

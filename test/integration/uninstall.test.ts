@@ -169,7 +169,9 @@ describe('uninstall leaves the application schema exactly as before', () => {
       await node.close();
 
       const removed = await uninstall(db.target);
-      expect(removed.triggers).toBe(3 * before.tables.size);
+      // Sakila's film_text is kept by Sakila's own triggers, so it is not captured
+      const maintained = sample.kind === 'sakila' ? 1 : 0;
+      expect(removed.triggers).toBe(3 * (before.tables.size - maintained));
       expect(await leftovers(db.pool, db.name)).toEqual([]);
       expect(await introspect(db.pool, db.name)).toEqual(before);
       expect(await appTriggers(db.pool, db.name)).toEqual(triggersBefore);

@@ -6,6 +6,8 @@ import { baselineTable } from './baseline.js';
 import { Colsets } from './colsets.js';
 import { pickupAll } from './pickup.js';
 import { hasKey } from './rowSql.js';
+import { syncedTables, type TableSelection } from './tableFilter.js';
+import { planSchema, type TablePlan } from '../identity/plan.js';
 import { dropTriggers, installTriggers, installedTriggers } from './triggers.js';
 
 /**
@@ -15,13 +17,14 @@ import { dropTriggers, installTriggers, installedTriggers } from './triggers.js'
 export class Capture {
   private schema: Schema | null = null;
   private signature = '';
+  private planCache: { schema: Schema; plans: Map<string, TablePlan> } | null = null;
   readonly colsets = new Colsets();
 
   constructor(
     private readonly pool: Pool,
     private readonly database: string,
     private readonly nodeId: string,
-    private readonly captured: (table: string) => boolean,
+    private readonly selection: TableSelection,
   ) {}
 
   /** First install: triggers on every captured table, then the shared starting state of its rows. */
@@ -31,7 +34,7 @@ export class Capture {
       await installTriggers(this.pool, t);
       // Triggers first: a row changed between the two steps is already in the baseline, and its
       // capture row then finds nothing new. Nothing can slip between them.
-      await baselineTable(this.pool, t, this.colsets);
+      await this.baseline(t);
     }
     await this.remember(schema);
   }
@@ -61,7 +64,7 @@ export class Capture {
     });
     for (const t of this.capturedTables(schema)) {
       await installTriggers(this.pool, t);
-      await baselineTable(this.pool, t, this.colsets);
+      await this.baseline(t);
     }
     await setMeta(this.pool, 'capture_paused', '0');
     await this.remember(schema);
@@ -78,6 +81,7 @@ export class Capture {
     if (this.schema && sig === this.signature) return false;
     const before = await this.rememberedShapes();
     const now = await introspect(this.pool, this.database);
+    this.schema = now;
     const present = await installedTriggers(this.pool);
     for (const t of this.capturedTables(now)) {
       const old = before.get(t.name);
@@ -88,12 +92,12 @@ export class Capture {
         // its current rows. Upgrades that change keys run between `capture pause` and `resume`.
         if (old !== shape) {
           await execute(this.pool, 'DELETE FROM clinicsync_capture WHERE tbl = ?', [t.name]);
-          await baselineTable(this.pool, t, this.colsets);
+          await this.baseline(t);
         }
       }
     }
     for (const name of present.keys()) {
-      if (!now.tables.has(name) || !this.captured(name)) await dropTriggers(this.pool, name);
+      if (!now.tables.has(name) || !this.synced()(name)) await dropTriggers(this.pool, name);
     }
     for (const name of before.keys()) {
       if (!now.tables.has(name))
@@ -111,14 +115,36 @@ export class Capture {
     return pickupAll({
       pool: this.pool,
       schema,
+      plans: this.plans(),
       colsets: this.colsets,
       nodeId: this.nodeId,
-      captured: this.captured,
+      captured: this.synced(),
     });
   }
 
+  private async baseline(t: Table): Promise<void> {
+    const plans = this.plans();
+    await baselineTable(this.pool, plans.get(t.name)!, plans, this.colsets, this.nodeId);
+  }
+
+  /** How each table's rows are identified, for the schema last read. */
+  plans(): Map<string, TablePlan> {
+    if (!this.schema) throw new Error('schema not loaded');
+    if (!this.planCache || this.planCache.schema !== this.schema) {
+      this.planCache = { schema: this.schema, plans: planSchema(this.schema) };
+    }
+    return this.planCache.plans;
+  }
+
+  /** The tables synced here, for the schema last read. */
+  synced(): (table: string) => boolean {
+    if (!this.schema) throw new Error('schema not loaded');
+    return syncedTables(this.selection, this.schema);
+  }
+
   private capturedTables(schema: Schema): Table[] {
-    return [...schema.tables.values()].filter((t) => this.captured(t.name));
+    const synced = syncedTables(this.selection, schema);
+    return [...schema.tables.values()].filter((t) => synced(t.name));
   }
 
   private async loadSchema(): Promise<Schema> {

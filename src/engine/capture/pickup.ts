@@ -4,16 +4,29 @@ import { q } from '../db/ident.js';
 import type { Schema, Table } from '../db/schema.js';
 import { hlcNext, millisFromSqlTime, type Hlc } from '../clock/hlc.js';
 import { getMetaForUpdate, setMeta } from '../node/meta.js';
+import { Identities } from '../identity/identities.js';
+import type { TablePlan } from '../identity/plan.js';
+import { toWire, warmRefs } from '../identity/wire.js';
 import type { Colsets } from './colsets.js';
-import { dataColumns, hasKey, hashesSql, keySql, khash, whereKey } from './rowSql.js';
-import { fromDriver, toStored, type StoredValue } from './values.js';
+import { expandGroups } from './groups.js';
+import {
+  clockText,
+  readStates,
+  writeStates,
+  type Clocks,
+  type StateUpsert,
+  type StateWrites,
+} from './rowState.js';
+import { dataColumns, hasKey, hashesSql, keySql, whereKey } from './rowSql.js';
+import type { StoredValue } from './values.js';
 
 /**
  * Pickup (DESIGN §3): turns committed capture rows into entries of the outgoing log. One step is
  * one transaction: capture rows are read, the rows they name are read as they are now, the changed
  * columns are worked out against the recorded row state, the log gets one entry per changed row
- * with the next dense sequence numbers and clock stamps, and the capture rows are deleted. A kill
- * at any point leaves either all of a step or none of it.
+ * (in wire form: global identity, foreign keys as identities) with the next dense sequence numbers
+ * and clock stamps, and the capture rows are deleted. A kill at any point leaves all of a step or
+ * none of it.
  *
  * Capture rows are taken as "whatever is still there", never "above the last id seen": a long
  * transaction commits its capture rows after later ones, and a rollback leaves a gap in the ids.
@@ -31,6 +44,8 @@ export interface CaptureRow {
 
 /** All the capture rows that touched one row, in order: where it started and where it ended. */
 interface Chain {
+  /** position of its first capture row: the log follows the order the clinic wrote in */
+  order: number;
   table: string;
   origKey: string;
   finalKey: string;
@@ -41,49 +56,54 @@ interface Chain {
 }
 
 export interface LogEntry {
+  order: number;
   tbl: string;
   op: 'I' | 'U' | 'D';
   lkey: string;
   oldLkey: string | null;
-  ident: string | null;
+  ident: string;
+  oldIdent: string | null;
   payload: Record<string, StoredValue> | null;
   atMs: number;
-}
-
-interface RowState {
-  khash: Buffer;
-  lkey: string;
-  ident: string | null;
-  colset: number;
-  hashes: Buffer;
-  n: number;
+  /** the row-state record to stamp with this change's clock, and which of its columns */
+  state: StateUpsert | null;
+  stamped: string[];
 }
 
 export interface PickupContext {
   pool: Pool;
   schema: Schema;
+  plans: Map<string, TablePlan>;
   colsets: Colsets;
   nodeId: string;
   /** tables whose changes are captured */
   captured: (table: string) => boolean;
 }
 
+/** A keyless table touched in a step: diffed whole, logged where it was first touched. */
+export interface WholeTable {
+  order: number;
+  atMs: number;
+}
+
 export function chainsOf(rows: CaptureRow[]): {
   chains: Chain[];
-  wholeTables: Map<string, number>;
+  wholeTables: Map<string, WholeTable>;
 } {
   const chains: Chain[] = [];
   const open = new Map<string, Chain>();
-  const wholeTables = new Map<string, number>();
+  const wholeTables = new Map<string, WholeTable>();
   const id = (t: string, k: string) => `${t}\u0000${k}`;
-  for (const r of rows) {
+  for (const [order, r] of rows.entries()) {
     const at = millisFromSqlTime(r.at);
     if (r.op === 'T' || r.lkey === null) {
-      wholeTables.set(r.tbl, Math.max(at, wholeTables.get(r.tbl) ?? 0));
+      const w = wholeTables.get(r.tbl);
+      wholeTables.set(r.tbl, { order: w?.order ?? order, atMs: Math.max(at, w?.atMs ?? 0) });
       continue;
     }
     if (r.op === 'I') {
       const c: Chain = {
+        order,
         table: r.tbl,
         origKey: r.lkey,
         finalKey: r.lkey,
@@ -100,6 +120,7 @@ export function chainsOf(rows: CaptureRow[]): {
     let c = open.get(id(r.tbl, from));
     if (!c) {
       c = {
+        order,
         table: r.tbl,
         origKey: from,
         finalKey: from,
@@ -123,22 +144,8 @@ export function chainsOf(rows: CaptureRow[]): {
   return { chains, wholeTables };
 }
 
-function uuidOf(t: Table, row: RowDataPacket | undefined): string | null {
-  if (!row || !t.columns.some((c) => c.name === 'uuid')) return null;
-  const v = row['uuid'] as unknown;
-  return v == null ? null : String(v);
-}
-
-function payloadOf(t: Table, row: RowDataPacket, only?: Set<string>): Record<string, StoredValue> {
-  const out: Record<string, StoredValue> = {};
-  for (const c of dataColumns(t)) {
-    if (only && !only.has(c.name)) continue;
-    out[c.name] = toStored(fromDriver(row[c.name]));
-  }
-  return out;
-}
-
-async function currentRows(
+/** The rows of `t` at these local keys, with their key and column hashes as the server renders them. */
+export async function currentRows(
   conn: PoolConnection,
   t: Table,
   keys: string[],
@@ -160,35 +167,8 @@ async function currentRows(
   return out;
 }
 
-async function rowStates(
-  conn: PoolConnection,
-  table: string,
-  keys: string[],
-): Promise<Map<string, RowState>> {
-  const out = new Map<string, RowState>();
-  for (let i = 0; i < keys.length; i += 500) {
-    const part = keys.slice(i, i + 500);
-    const rows = await queryRows(
-      conn,
-      `SELECT khash, lkey, ident, colset, hashes, n FROM clinicsync_row WHERE tbl = ? AND khash IN (${part.map(() => '?').join(',')})`,
-      [table, ...part.map(khash)],
-    );
-    for (const r of rows) {
-      out.set(String(r.lkey), {
-        khash: r.khash as Buffer,
-        lkey: String(r.lkey),
-        ident: r.ident == null ? null : String(r.ident),
-        colset: Number(r.colset),
-        hashes: r.hashes as Buffer,
-        n: Number(r.n),
-      });
-    }
-  }
-  return out;
-}
-
 /** Names of columns whose hash differs from the recorded one (or that the record did not have). */
-function changedColumns(
+export function changedColumns(
   curCols: string[],
   curHashes: Buffer,
   prevCols: string[],
@@ -203,80 +183,118 @@ function changedColumns(
   return changed;
 }
 
-interface StateWrite {
-  /** [table, khash] of row states to forget */
-  deletes: [string, Buffer][];
-  upserts: unknown[][];
-}
-
 async function diffKeyed(
   ctx: PickupContext,
   conn: PoolConnection,
-  t: Table,
+  ids: Identities,
+  plan: TablePlan,
   chains: Chain[],
   out: LogEntry[],
-  writes: StateWrite,
+  writes: StateWrites,
 ): Promise<void> {
+  const t = plan.table;
   const colset = await ctx.colsets.idFor(conn, t);
   const curCols = dataColumns(t).map((c) => c.name);
   const live = chains.filter((c) => !c.deleted).map((c) => c.finalKey);
   const current = await currentRows(conn, t, [...new Set(live)]);
-  const states = await rowStates(conn, t.name, [...new Set(chains.map((c) => c.origKey))]);
+  await warmRefs(ids, plan, [...current.values()]);
+  const states = await readStates(
+    conn,
+    t.name,
+    chains.map((c) => c.origKey),
+  );
   for (const c of chains) {
     let state = states.get(c.origKey);
     const cur = c.deleted ? undefined : current.get(c.finalKey);
     if (c.inserted && state) {
       // Recorded for a row that left without a trigger (a foreign-key cascade): the receiver's
       // own cascade removes it there too, so it is forgotten here without a log entry.
-      writes.deletes.push([t.name, state.khash]);
+      writes.deletes.push({ tbl: t.name, lkey: state.lkey });
       state = undefined;
     }
     if (!state && !cur) continue;
     if (!state && cur) {
-      const ident = uuidOf(t, cur);
+      const ident = await ids.identOf(plan, cur, null);
+      const upsert: StateUpsert = {
+        tbl: t.name,
+        lkey: c.finalKey,
+        ident,
+        colset,
+        hashes: cur.__h as Buffer,
+        n: 1,
+        clocks: {},
+      };
+      writes.upserts.push(upsert);
       out.push({
+        order: c.order,
         tbl: t.name,
         op: 'I',
         lkey: c.finalKey,
         oldLkey: null,
         ident,
-        payload: payloadOf(t, cur),
+        oldIdent: null,
+        payload: await toWire(ids, plan, cur),
         atMs: c.atMs,
+        state: upsert,
+        stamped: plan.wireColumns,
       });
-      writes.upserts.push([t.name, khash(c.finalKey), c.finalKey, ident, colset, cur.__h, 1]);
       continue;
     }
     if (state && !cur) {
+      const ident = state.ident ?? c.oldUuid ?? '';
       out.push({
+        order: c.order,
         tbl: t.name,
         op: 'D',
         lkey: c.origKey,
         oldLkey: null,
-        ident: state.ident ?? c.oldUuid,
+        ident,
+        oldIdent: null,
         payload: null,
         atMs: c.atMs,
+        state: null,
+        stamped: [],
       });
-      writes.deletes.push([t.name, state.khash]);
+      writes.deletes.push({ tbl: t.name, lkey: state.lkey });
       continue;
     }
     const prevCols = await ctx.colsets.columns(conn, state!.colset);
     const changed = changedColumns(curCols, cur!.__h as Buffer, prevCols, state!.hashes);
     const moved = c.origKey !== c.finalKey;
-    if (!changed.size && !moved && state!.colset === colset) continue;
-    const ident = uuidOf(t, cur) ?? state!.ident;
-    if (changed.size || moved) {
-      out.push({
-        tbl: t.name,
-        op: 'U',
-        lkey: c.finalKey,
-        oldLkey: moved ? c.origKey : null,
-        ident,
-        payload: payloadOf(t, cur!, changed),
-        atMs: c.atMs,
-      });
-    }
-    if (moved) writes.deletes.push([t.name, state!.khash]);
-    writes.upserts.push([t.name, khash(c.finalKey), c.finalKey, ident, colset, cur!.__h, 1]);
+    const ident = await ids.identOf(
+      plan,
+      cur!,
+      plan.identity.kind === 'registry' ? state!.ident : null,
+    );
+    const upsert: StateUpsert = {
+      tbl: t.name,
+      lkey: c.finalKey,
+      ident,
+      colset,
+      hashes: cur!.__h as Buffer,
+      n: 1,
+      clocks: state!.clocks,
+    };
+    const sent = expandGroups(changed, plan.wireColumns);
+    const wire = [...sent].filter((col) => plan.wireColumns.includes(col));
+    const same = !changed.size && !moved && ident === state!.ident && colset === state!.colset;
+    if (same) continue;
+    if (moved) writes.deletes.push({ tbl: t.name, lkey: state!.lkey });
+    writes.upserts.push(upsert);
+    if (!wire.length && !moved && ident === state!.ident) continue;
+    out.push({
+      order: c.order,
+      tbl: t.name,
+      op: 'U',
+      lkey: c.finalKey,
+      oldLkey: moved ? c.origKey : null,
+      ident,
+      oldIdent: ident !== state!.ident ? state!.ident : null,
+      payload: await toWire(ids, plan, cur!, new Set(wire)),
+      atMs: c.atMs,
+      state: upsert,
+      stamped: wire,
+    });
   }
 }
 
@@ -284,11 +302,13 @@ async function diffKeyed(
 async function diffWhole(
   ctx: PickupContext,
   conn: PoolConnection,
-  t: Table,
-  atMs: number,
+  ids: Identities,
+  plan: TablePlan,
+  { order, atMs }: WholeTable,
   out: LogEntry[],
-  writes: StateWrite,
+  writes: StateWrites,
 ): Promise<void> {
+  const t = plan.table;
   const colset = await ctx.colsets.idFor(conn, t);
   const rows = await queryRows(
     conn,
@@ -305,31 +325,68 @@ async function diffWhole(
   }
   const recorded = await queryRows(
     conn,
-    'SELECT khash, lkey, n FROM clinicsync_row WHERE tbl = ?',
+    'SELECT lkey, ident, n FROM clinicsync_row WHERE tbl = ?',
     [t.name],
   );
-  const before = new Map<string, number>(recorded.map((r) => [String(r.lkey), Number(r.n)]));
+  const before = new Map(
+    recorded.map((r) => [
+      String(r.lkey),
+      { n: Number(r.n), ident: r.ident == null ? '' : String(r.ident) },
+    ]),
+  );
+  await warmRefs(
+    ids,
+    plan,
+    [...now.values()].map((e) => e.row),
+  );
   for (const [k, { row, n }] of now) {
-    const was = before.get(k) ?? 0;
+    const was = before.get(k)?.n ?? 0;
+    if (n === was) continue;
+    const payload = await toWire(ids, plan, row);
+    const ident = JSON.stringify(plan.wireColumns.map((c) => payload[c] ?? null));
     for (let i = was; i < n; i++) {
       out.push({
+        order,
         tbl: t.name,
         op: 'I',
         lkey: k,
         oldLkey: null,
-        ident: null,
-        payload: payloadOf(t, row),
+        ident,
+        oldIdent: null,
+        payload,
         atMs,
+        state: null,
+        stamped: [],
       });
     }
-    if (n !== was) writes.upserts.push([t.name, khash(k), k, null, colset, Buffer.alloc(0), n]);
+    writes.upserts.push({
+      tbl: t.name,
+      lkey: k,
+      ident,
+      colset,
+      hashes: Buffer.alloc(0),
+      n,
+      clocks: {},
+    });
   }
-  for (const [k, was] of before) {
+  for (const [k, { n: was, ident }] of before) {
     const n = now.get(k)?.n ?? 0;
     for (let i = n; i < was; i++) {
-      out.push({ tbl: t.name, op: 'D', lkey: k, oldLkey: null, ident: null, payload: null, atMs });
+      out.push({
+        order,
+        tbl: t.name,
+        op: 'D',
+        lkey: k,
+        oldLkey: null,
+        ident,
+        oldIdent: null,
+        payload: null,
+        atMs,
+        state: null,
+        stamped: [],
+      });
     }
-    if (n === 0) writes.deletes.push([t.name, khash(k)]);
+    if (n === 0) writes.deletes.push({ tbl: t.name, lkey: k });
   }
 }
 
@@ -356,43 +413,34 @@ export async function pickupStep(ctx: PickupContext, limit = STEP_ROWS): Promise
       )) as unknown as CaptureRow[];
       if (!rows.length) return { captureRows: 0, logged: 0 };
 
+      const ids = new Identities(conn, ctx.plans, ctx.nodeId);
       const { chains, wholeTables } = chainsOf(rows);
       const entries: LogEntry[] = [];
-      const writes: StateWrite = { deletes: [], upserts: [] };
+      const writes: StateWrites = { deletes: [], upserts: [] };
       const byTable = new Map<string, Chain[]>();
       for (const c of chains) byTable.set(c.table, [...(byTable.get(c.table) ?? []), c]);
       for (const [name, list] of byTable) {
-        const t = ctx.schema.tables.get(name);
-        if (!t || !ctx.captured(name)) continue;
-        if (hasKey(t)) await diffKeyed(ctx, conn, t, list, entries, writes);
-        else wholeTables.set(name, Math.max(...list.map((c) => c.atMs)));
+        const plan = ctx.plans.get(name);
+        if (!plan || !ctx.captured(name)) continue;
+        if (hasKey(plan.table)) await diffKeyed(ctx, conn, ids, plan, list, entries, writes);
+        else {
+          const atMs = Math.max(...list.map((c) => c.atMs));
+          wholeTables.set(name, { order: list[0]!.order, atMs });
+        }
       }
-      for (const [name, atMs] of wholeTables) {
-        const t = ctx.schema.tables.get(name);
-        if (t && ctx.captured(name)) await diffWhole(ctx, conn, t, atMs, entries, writes);
+      for (const [name, whole] of wholeTables) {
+        const plan = ctx.plans.get(name);
+        if (plan && ctx.captured(name))
+          await diffWhole(ctx, conn, ids, plan, whole, entries, writes);
       }
 
-      for (let i = 0; i < writes.deletes.length; i += 500) {
-        const part = writes.deletes.slice(i, i + 500);
-        await execute(
-          conn,
-          `DELETE FROM clinicsync_row WHERE ${part.map(() => '(tbl = ? AND khash = ?)').join(' OR ')}`,
-          part.flat(),
-        );
-      }
-      for (let i = 0; i < writes.upserts.length; i += 500) {
-        const part = writes.upserts.slice(i, i + 500);
-        await execute(
-          conn,
-          `INSERT INTO clinicsync_row (tbl, khash, lkey, ident, colset, hashes, n) VALUES ${part.map(() => '(?,?,?,?,?,?,?)').join(',')}
-           ON DUPLICATE KEY UPDATE lkey = VALUES(lkey), ident = VALUES(ident), colset = VALUES(colset), hashes = VALUES(hashes), n = VALUES(n)`,
-          part.flat(),
-        );
-      }
+      // The log follows the order the clinic wrote in, so a row's references come before it.
+      entries.sort((a, b) => a.order - b.order);
       if (entries.length) await appendLocal(ctx, conn, entries);
-      const ids = rows.map((r) => r.id);
-      for (let i = 0; i < ids.length; i += 1000) {
-        const part = ids.slice(i, i + 1000);
+      await writeStates(conn, writes);
+      const captureIds = rows.map((r) => r.id);
+      for (let i = 0; i < captureIds.length; i += 1000) {
+        const part = captureIds.slice(i, i + 1000);
         await execute(
           conn,
           `DELETE FROM clinicsync_capture WHERE id IN (${part.map(() => '?').join(',')})`,
@@ -405,7 +453,10 @@ export async function pickupStep(ctx: PickupContext, limit = STEP_ROWS): Promise
   );
 }
 
-/** Appends this node's own changes with the next dense sequence numbers and clock stamps. */
+/**
+ * Appends this node's own changes with the next dense sequence numbers and clock stamps, and
+ * stamps the changed columns' clocks in the row state to be written.
+ */
 async function appendLocal(
   ctx: PickupContext,
   conn: PoolConnection,
@@ -417,6 +468,11 @@ async function appendLocal(
   for (const e of entries) {
     seq += 1n;
     hlc = hlcNext(hlc, e.atMs);
+    if (e.state) {
+      const clocks: Clocks = { ...e.state.clocks };
+      for (const c of e.stamped) clocks[c] = clockText({ hlc, origin: ctx.nodeId });
+      e.state.clocks = clocks;
+    }
     values.push([
       ctx.nodeId,
       seq.toString(),
@@ -426,6 +482,7 @@ async function appendLocal(
       e.lkey,
       e.oldLkey,
       e.ident,
+      e.oldIdent,
       e.payload === null ? null : JSON.stringify(e.payload),
     ]);
   }
@@ -433,12 +490,18 @@ async function appendLocal(
     const part = values.slice(i, i + 500);
     await execute(
       conn,
-      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, lkey, old_lkey, ident, payload) VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?)').join(',')}`,
+      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, lkey, old_lkey, ident, old_ident, payload)
+       VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?,?)').join(',')}`,
       part.flat(),
     );
   }
   await setMeta(conn, 'seq', seq.toString());
   await setMeta(conn, 'hlc', hlc.toString());
+  await execute(
+    conn,
+    'INSERT INTO clinicsync_vv (origin, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)',
+    [ctx.nodeId, seq.toString()],
+  );
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { Schema } from '../db/schema.js';
+
 /**
  * Which tables are synced. The OpenMRS preset leaves out what each server must keep for itself;
  * the reasons are shown to the data manager in the settings.
@@ -22,6 +24,23 @@ export const OPENMRS_LEFT_OUT: { pattern: RegExp; reason: string }[] = [
     reason: 'per-server user interface state',
   },
 ];
+
+/**
+ * Tables the application's own triggers keep up to date (Sakila's film_text from film): every node
+ * runs those triggers when it applies the source table's changes, so syncing them too would write
+ * each row twice. Listing one in `include` syncs it anyway.
+ */
+export function maintainedByTriggers(schema: Schema): Set<string> {
+  return new Set(schema.triggers.flatMap((t) => t.writes.filter((w) => w !== t.table)));
+}
+
+/** The tables this node captures, applies and passes on. */
+export function syncedTables(sel: TableSelection, schema: Schema): (table: string) => boolean {
+  const chosen = tableFilter(sel);
+  const maintained = maintainedByTriggers(schema);
+  const include = new Set(sel.include);
+  return (table) => chosen(table) && (!maintained.has(table) || include.has(table));
+}
 
 export function tableFilter(sel: TableSelection): (table: string) => boolean {
   const include = new Set(sel.include);

@@ -61,6 +61,8 @@ export interface Trigger {
   table: string;
   timing: string;
   event: string;
+  /** tables its body writes to */
+  writes: string[];
 }
 
 export interface Routine {
@@ -168,7 +170,7 @@ export async function introspect(db: Queryable, database: string): Promise<Schem
   );
   const triggerRows = await queryRows(
     db,
-    `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION
+    `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT
        FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME`,
     [database],
   );
@@ -273,11 +275,20 @@ export async function introspect(db: Queryable, database: string): Promise<Schem
         table: String(t.EVENT_OBJECT_TABLE),
         timing: String(t.ACTION_TIMING),
         event: String(t.EVENT_MANIPULATION),
+        writes: tablesWrittenBy(String(t.ACTION_STATEMENT)),
       })),
     routines: routineRows
       .filter((r) => !isOwnName(String(r.ROUTINE_NAME)))
       .map((r) => ({ name: String(r.ROUTINE_NAME), type: r.ROUTINE_TYPE as Routine['type'] })),
   };
+}
+
+const WRITE =
+  /\b(?:INSERT\s+(?:IGNORE\s+)?INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:`?\w+`?\.)?`?(\w+)`?/gi;
+
+/** Tables a trigger body writes to, read from its SQL text. */
+export function tablesWrittenBy(statement: string): string[] {
+  return [...new Set([...statement.matchAll(WRITE)].map((m) => m[1]!))];
 }
 
 export function isOwnName(name: string): boolean {

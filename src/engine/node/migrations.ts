@@ -57,6 +57,111 @@ const STEPS: string[][] = [
        PRIMARY KEY (origin, seq)
      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ],
+  // 2: identities, per-column clocks, neighbours, version vectors, tombstones, parked changes, conflicts
+  [
+    `ALTER TABLE clinicsync_row
+       MODIFY ident TEXT CHARACTER SET utf8mb4 NULL,
+       ADD COLUMN ihash BINARY(16) NULL,
+       ADD COLUMN clocks MEDIUMTEXT NULL,
+       ADD KEY tbl_ihash (tbl, ihash)`,
+    // lsn: this node's own order of arrival, the order changes are passed on in
+    `ALTER TABLE clinicsync_log
+       MODIFY ident TEXT CHARACTER SET utf8mb4 NULL,
+       ADD COLUMN old_ident TEXT CHARACTER SET utf8mb4 NULL,
+       ADD COLUMN lsn BIGINT UNSIGNED NOT NULL AUTO_INCREMENT UNIQUE`,
+    // What this node holds, per origin: the highest contiguous sequence.
+    `CREATE TABLE clinicsync_vv (
+       origin CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+       seq BIGINT UNSIGNED NOT NULL
+     ) ENGINE=InnoDB`,
+    `CREATE TABLE clinicsync_peer (
+       node_id CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+       name VARCHAR(64) NOT NULL,
+       relation VARCHAR(8) CHARACTER SET ascii NOT NULL,
+       incarnation CHAR(8) CHARACTER SET ascii NULL,
+       url VARCHAR(255) NULL,
+       acked_lsn BIGINT UNSIGNED NOT NULL DEFAULT 0,
+       last_contact_at DATETIME(3) NULL,
+       UNIQUE KEY peer_name (relation, name)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // What each neighbour holds (its last version vector): its acknowledgement.
+    `CREATE TABLE clinicsync_peer_vv (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       origin CHAR(16) CHARACTER SET ascii NOT NULL,
+       seq BIGINT UNSIGNED NOT NULL,
+       PRIMARY KEY (peer, origin)
+     ) ENGINE=InnoDB`,
+    `CREATE TABLE clinicsync_tombstone (
+       tbl VARCHAR(64) NOT NULL,
+       ihash BINARY(16) NOT NULL,
+       ident TEXT CHARACTER SET utf8mb4 NOT NULL,
+       hlc BIGINT UNSIGNED NOT NULL,
+       origin CHAR(16) CHARACTER SET ascii NOT NULL,
+       at DATETIME NOT NULL,
+       PRIMARY KEY (tbl, ihash)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // A received change that cannot be applied yet; its content stays in clinicsync_log.
+    `CREATE TABLE clinicsync_parked (
+       pid BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       origin CHAR(16) CHARACTER SET ascii NOT NULL,
+       seq BIGINT UNSIGNED NOT NULL,
+       tbl VARCHAR(64) NOT NULL,
+       ihash BINARY(16) NOT NULL,
+       reason VARCHAR(500) NOT NULL,
+       wait_tbl VARCHAR(64) NULL,
+       wait_ihash BINARY(16) NULL,
+       since DATETIME NOT NULL,
+       UNIQUE KEY parked_change (origin, seq),
+       KEY parked_row (tbl, ihash)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE clinicsync_conflict (
+       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       tbl VARCHAR(64) NOT NULL,
+       ident TEXT CHARACTER SET utf8mb4 NOT NULL,
+       columns TEXT NOT NULL,
+       winner MEDIUMTEXT NOT NULL,
+       loser MEDIUMTEXT NOT NULL,
+       winner_origin CHAR(16) CHARACTER SET ascii NOT NULL,
+       loser_origin CHAR(16) CHARACTER SET ascii NOT NULL,
+       winner_hlc BIGINT UNSIGNED NOT NULL,
+       loser_hlc BIGINT UNSIGNED NOT NULL,
+       at DATETIME NOT NULL
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  ],
+  // 3: talking over the network: pairing codes, neighbours' secrets, replay protection, history
+  [
+    // On a parent: each child's node secret. On a child the parent's secret lives in its home.
+    `ALTER TABLE clinicsync_peer ADD COLUMN secret VARBINARY(64) NULL`,
+    // One-time pairing codes, kept only as a hash.
+    `CREATE TABLE clinicsync_pairing (
+       code_hash BINARY(32) NOT NULL PRIMARY KEY,
+       expires_at DATETIME NOT NULL,
+       used_at DATETIME NULL,
+       used_by CHAR(16) CHARACTER SET ascii NULL
+     ) ENGINE=InnoDB`,
+    // Nonces seen within the replay window, per neighbour.
+    `CREATE TABLE clinicsync_nonce (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       nonce CHAR(32) CHARACTER SET ascii NOT NULL,
+       at DATETIME NOT NULL,
+       PRIMARY KEY (peer, nonce),
+       KEY nonce_at (at)
+     ) ENGINE=InnoDB`,
+    // One row per exchange attempt, for status and history.
+    `CREATE TABLE clinicsync_exchange (
+       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       started_at DATETIME(3) NOT NULL,
+       ms INT UNSIGNED NOT NULL,
+       sent INT UNSIGNED NOT NULL,
+       received INT UNSIGNED NOT NULL,
+       bytes_up INT UNSIGNED NOT NULL,
+       bytes_down INT UNSIGNED NOT NULL,
+       ok TINYINT(1) NOT NULL,
+       error VARCHAR(500) NULL,
+       KEY exchange_peer (peer, id)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  ],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

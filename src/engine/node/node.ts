@@ -1,17 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
-import { explainDbError, openPool, queryRows } from '../db/pool.js';
+import { execute, explainDbError, openPool, queryRows } from '../db/pool.js';
 import type { DbTarget } from '../db/url.js';
 import { checkPrivileges } from '../db/privileges.js';
 import { SyncError, isSyncError } from '../errors.js';
 import type { Home } from '../config/home.js';
 import type { Settings } from '../config/settings.js';
 import { Capture } from '../capture/capture.js';
-import { tableFilter } from '../capture/tableFilter.js';
 import { acquireNodeLock, describeThisProcess, type NodeLock } from './lock.js';
 import { getMeta, setMeta } from './meta.js';
 import { isInstalled, migrate } from './migrations.js';
 import type { NodeStatus } from './types.js';
+import { applyEnvelope, type ApplyResult } from '../apply/apply.js';
+import type { Envelope } from '../protocol/types.js';
+import { buildBatch } from './outgoing.js';
+import { adoptAsChild, type ParentInfo } from '../clone/adopt.js';
+import { addPeer, listPeers, recordPeerVv, type Peer } from './peers.js';
+import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from './pending.js';
+import { lastExchanges } from './history.js';
 
 /**
  * 'wait' for another engine to finish, 'try' and fail at once, 'prefer' to take the lock when free
@@ -74,12 +80,7 @@ export class SyncNode {
       await setMeta(pool, 'seq', '0');
       await setMeta(pool, 'hlc', '0');
       await setMeta(pool, 'capture_paused', '0');
-      const capture = new Capture(
-        pool,
-        opts.db.database,
-        nodeId,
-        tableFilter(opts.settings.tables),
-      );
+      const capture = new Capture(pool, opts.db.database, nodeId, opts.settings.tables);
       await capture.install();
       return new SyncNode(
         pool,
@@ -97,6 +98,27 @@ export class SyncNode {
     }
   }
 
+  /**
+   * Makes a child of a database that holds a consistent copy of its parent (data and ClinicSync
+   * state from one snapshot). The clone over the network and from a file both end here.
+   */
+  static async adoptClone(opts: {
+    db: DbTarget;
+    name: string;
+    settings: Settings;
+    home: Home;
+    parent: ParentInfo;
+  }): Promise<SyncNode> {
+    const pool = await connect(opts.db);
+    try {
+      await migrate(pool);
+      await adoptAsChild(pool, opts.name, opts.parent);
+    } finally {
+      await pool.end().catch(() => undefined);
+    }
+    return SyncNode.open({ db: opts.db, settings: opts.settings, home: opts.home, lock: 'try' });
+  }
+
   /** Opens an initialised node. */
   static async open(opts: OpenOptions): Promise<SyncNode> {
     const pool = await connect(opts.db);
@@ -112,12 +134,7 @@ export class SyncNode {
       await migrate(pool);
       const nodeId = (await getMeta(pool, 'node_id'))!;
       const incarnation = (await getMeta(pool, 'incarnation'))!;
-      const capture = new Capture(
-        pool,
-        opts.db.database,
-        nodeId,
-        tableFilter(opts.settings.tables),
-      );
+      const capture = new Capture(pool, opts.db.database, nodeId, opts.settings.tables);
       return new SyncNode(
         pool,
         opts.db,
@@ -134,33 +151,156 @@ export class SyncNode {
     }
   }
 
+  /*
+   * A parent answers many children at once, and a middle node also syncs with its own parent.
+   * What appends to clinicsync_log (pickup, apply) and what reads it by position (outgoing) runs
+   * one at a time here: buildBatch remembers how far a neighbour has acknowledged by log position
+   * (lsn), which is only safe while log rows become visible in lsn order.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Picks up every change committed so far; only the engine holding the node's lock may. */
   async pickup(): Promise<number> {
+    return this.exclusive(() => this.pickupNow());
+  }
+
+  private async pickupNow(): Promise<number> {
     if (!this.lock) return 0;
     if (await this.capture.isPaused()) return 0;
     return this.capture.pickupAll();
   }
 
+  private async engineParts() {
+    await this.capture.reconcile();
+    return { plans: this.capture.plans(), selected: this.capture.synced() };
+  }
+
+  /** The next batch for a neighbour: everything it has not acknowledged, within the limits. */
+  async outgoing(peer: string): Promise<Envelope> {
+    return this.exclusive(async () => {
+      await this.pickupNow();
+      const { plans, selected } = await this.engineParts();
+      const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
+      return buildBatch(
+        {
+          db: this.pool,
+          nodeId: this.nodeId,
+          incarnation: this.incarnation,
+          name,
+          plans,
+          selected,
+        },
+        peer,
+        { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
+      );
+    });
+  }
+
+  /**
+   * Applies a neighbour's batch and records what it holds (its acknowledgement). Local changes are
+   * picked up first, so they carry their clocks into the comparison.
+   */
+  async incoming(env: Envelope): Promise<ApplyResult> {
+    if (env.to !== this.nodeId) {
+      throw new SyncError('protocol', 'This batch is meant for another node; it was not applied.');
+    }
+    const peer = (await listPeers(this.pool)).find((p) => p.nodeId === env.from.node);
+    if (!peer)
+      throw new SyncError(
+        'protocol',
+        `The node ${env.from.node} is not a neighbour of this one; nothing was applied.`,
+      );
+    return this.exclusive(() => this.incomingNow(env, peer.nodeId));
+  }
+
+  private async incomingNow(env: Envelope, peerId: string): Promise<ApplyResult> {
+    await this.pickupNow();
+    const { plans, selected } = await this.engineParts();
+    const result = await applyEnvelope(
+      { pool: this.pool, plans, colsets: this.capture.colsets, nodeId: this.nodeId, selected },
+      env,
+      peerId,
+    );
+    await recordPeerVv(this.pool, peerId, env.vv);
+    // A received clock moves this node's clock forward, so its later changes order after it.
+    const seen = [result.maxHlc, BigInt(env.hlc)].reduce((a, b) => (a > b ? a : b));
+    await execute(
+      this.pool,
+      "UPDATE clinicsync_meta SET v = GREATEST(CAST(v AS UNSIGNED), CAST(? AS UNSIGNED)) WHERE k = 'hlc'",
+      [seen.toString()],
+    );
+    return result;
+  }
+
+  /** A parent's side of one exchange: apply the child's batch, answer with one for the child. */
+  async answer(env: Envelope): Promise<{ result: ApplyResult; reply: Envelope }> {
+    const result = await this.incoming(env);
+    return { result, reply: await this.outgoing(env.from.node) };
+  }
+
+  async addPeer(p: {
+    nodeId: string;
+    name: string;
+    relation: 'parent' | 'child';
+    incarnation?: string;
+    url?: string;
+  }): Promise<void> {
+    await addPeer(this.pool, p);
+  }
+
+  async peers(): Promise<Peer[]> {
+    return listPeers(this.pool);
+  }
+
   async status(): Promise<NodeStatus> {
     await this.pickup();
-    const [log] = await queryRows(this.pool, 'SELECT COUNT(*) AS n FROM clinicsync_log');
-    // Without the lock, changes not yet picked up are counted by the rows they touched.
-    const [unpicked] = this.lock
-      ? [{ n: 0 }]
-      : await queryRows(this.pool, 'SELECT COUNT(DISTINCT tbl, lkey) AS n FROM clinicsync_capture');
+    const peers = await listPeers(this.pool);
+    const parent = peers.find((p) => p.relation === 'parent');
+    const children = peers.filter((p) => p.relation === 'child');
+    let pendingOut: number;
+    if (parent) pendingOut = await pendingFor(this.pool, parent.nodeId);
+    else if (children.length) pendingOut = await pendingForAnyChild(this.pool);
+    else pendingOut = await ownChanges(this.pool, this.nodeId);
+    if (!this.lock) {
+      // Another engine runs this node: changes it has not picked up yet count by the rows they touched.
+      const [unpicked] = await queryRows(
+        this.pool,
+        'SELECT COUNT(DISTINCT tbl, lkey) AS n FROM clinicsync_capture',
+      );
+      pendingOut += Number(unpicked!.n);
+    }
+    const [parked] = await queryRows(this.pool, 'SELECT COUNT(*) AS n FROM clinicsync_parked');
     const [size] = await queryRows(
       this.pool,
       `SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS b FROM information_schema.TABLES
         WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'clinicsync\\_%'`,
       [this.db.database],
     );
+    const history = await lastExchanges(this.pool);
     return {
       name: (await getMeta(this.pool, 'name')) ?? this.settings.name,
       role: (await getMeta(this.pool, 'role')) === 'child' ? 'child' : 'root',
       parent: this.settings.parent,
-      pendingOut: Number(log!.n) + Number(unpicked!.n),
-      lastSuccessAt: null,
-      lastError: null,
+      pendingOut,
+      pendingIn: parent ? await heldByPeerNotHere(this.pool, parent.nodeId) : 0,
+      parked: Number(parked!.n),
+      children: await Promise.all(
+        children.map(async (c) => ({
+          name: c.name,
+          nodeId: c.nodeId,
+          lastContactAt: c.lastContactAt,
+          pendingOut: await pendingFor(this.pool, c.nodeId),
+          pendingIn: await heldByPeerNotHere(this.pool, c.nodeId),
+        })),
+      ),
+      lastSuccessAt: history.lastSuccessAt,
+      lastError: history.lastError,
       journalBytes: Number(size!.b),
       capturePaused: await this.capture.isPaused(),
       nodeId: this.nodeId,

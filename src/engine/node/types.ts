@@ -1,11 +1,30 @@
+/** One child as its parent sees it. */
+export interface ChildStatus {
+  name: string;
+  nodeId: string;
+  lastContactAt: string | null;
+  /** changes held here that the child has not acknowledged */
+  pendingOut: number;
+  /** changes the child held at last contact that are not here */
+  pendingIn: number;
+}
+
 /** What `status --json` prints and what every front end shows (DESIGN §9, issue contracts). */
 export interface NodeStatus {
   name: string;
   role: 'root' | 'child';
   /** the parent's URL, or null on a root */
   parent: string | null;
-  /** row changes in the outgoing log that a neighbour has not acknowledged yet */
+  /**
+   * row changes in the outgoing log that a neighbour has not acknowledged yet: on a child, its
+   * parent; on a parent, any child; with no neighbour yet, every change captured here
+   */
   pendingOut: number;
+  /** changes the parent held at last contact that are not here yet (0 on a root) */
+  pendingIn: number;
+  /** received changes waiting here for a row they need */
+  parked: number;
+  children: ChildStatus[];
   lastSuccessAt: string | null;
   lastError: string | null;
   /** bytes ClinicSync's own tables take in the database */

@@ -1,0 +1,580 @@
+import type { Pool, PoolConnection } from '../db/pool.js';
+import { execute, inTransaction, queryRows } from '../db/pool.js';
+import { q } from '../db/ident.js';
+import { SyncError } from '../errors.js';
+import type { Colsets } from '../capture/colsets.js';
+import { changedColumns, currentRows } from '../capture/pickup.js';
+import {
+  clockText,
+  isLater,
+  readStates,
+  stampOf,
+  writeStates,
+  type Clocks,
+  type Stamp,
+} from '../capture/rowState.js';
+import { dataColumns, hasKey, hashesSql, keySql, whereKey } from '../capture/rowSql.js';
+import { fromDriver, toStored, type StoredValue, type Value } from '../capture/values.js';
+import { Identities, ihash } from '../identity/identities.js';
+import { splitParts, type TablePlan } from '../identity/plan.js';
+import { fromWire } from '../identity/wire.js';
+import type { Envelope, WireChange } from '../protocol/types.js';
+import { recordConflict } from './conflicts.js';
+import { refreshWholeTable } from './whole.js';
+
+/**
+ * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
+ * node's log whatever happens to it, the version vector advances, and the change is applied,
+ * parked, or (filtered out here) only kept to pass on. One change that cannot be applied never
+ * holds back the ones behind it: it is parked, inside a savepoint, and retried when what it waits
+ * for arrives.
+ */
+
+export interface ApplyContext {
+  pool: Pool;
+  plans: Map<string, TablePlan>;
+  colsets: Colsets;
+  nodeId: string;
+  /** tables this node applies (the others are kept in the log and passed on) */
+  selected: (table: string) => boolean;
+}
+
+export interface ApplyResult {
+  received: number;
+  applied: number;
+  /** already held: delivered before, by this or another route */
+  duplicates: number;
+  /** changes waiting here after this batch, from this batch and earlier ones */
+  parked: number;
+  filtered: number;
+  conflicts: number;
+  /** the highest clock seen in the batch */
+  maxHlc: bigint;
+}
+
+type Outcome =
+  | { kind: 'applied'; conflicts: number }
+  | { kind: 'ignored' }
+  | { kind: 'park'; reason: string; wait: { table: string; ident: string } | null };
+
+const park = (reason: string, wait: { table: string; ident: string } | null = null): Outcome => ({
+  kind: 'park',
+  reason,
+  wait,
+});
+
+export async function applyEnvelope(
+  ctx: ApplyContext,
+  env: Envelope,
+  fromPeer: string,
+): Promise<ApplyResult> {
+  return inTransaction(
+    ctx.pool,
+    async (conn) => {
+      await conn.query('SET @clinicsync_applying = 1');
+      try {
+        return await applyIn(ctx, conn, env, fromPeer);
+      } finally {
+        await conn.query('SET @clinicsync_applying = NULL');
+      }
+    },
+    { isolation: 'READ COMMITTED' },
+  );
+}
+
+async function applyIn(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  env: Envelope,
+  fromPeer: string,
+): Promise<ApplyResult> {
+  const result: ApplyResult = {
+    received: env.changes.length,
+    applied: 0,
+    duplicates: 0,
+    parked: 0,
+    filtered: 0,
+    conflicts: 0,
+    maxHlc: 0n,
+  };
+  const vv = new Map<string, bigint>();
+  for (const r of await queryRows(conn, 'SELECT origin, seq FROM clinicsync_vv FOR UPDATE')) {
+    vv.set(String(r.origin), BigInt(String(r.seq)));
+  }
+  const fingerprints = new Map(env.tables.map((t) => [t.name, t.fingerprint]));
+  const queued = new Set(
+    (await queryRows(conn, 'SELECT tbl, ihash FROM clinicsync_parked')).map((r) =>
+      rowId(String(r.tbl), r.ihash as Buffer),
+    ),
+  );
+  const ids = new Identities(conn, ctx.plans, ctx.nodeId);
+  const wholeTouched = new Set<string>();
+  const advanced = new Set<string>();
+  const logRows: unknown[][] = [];
+
+  for (const c of env.changes) {
+    const seq = BigInt(c.seq);
+    const have = vv.get(c.origin) ?? 0n;
+    if (seq <= have) {
+      result.duplicates++;
+      continue;
+    }
+    // Each origin's changes arrive in order; a gap means a lost part, resent next time.
+    if (seq !== have + 1n) continue;
+    vv.set(c.origin, seq);
+    advanced.add(c.origin);
+    const hlc = BigInt(c.hlc);
+    if (hlc > result.maxHlc) result.maxHlc = hlc;
+    logRows.push([
+      c.origin,
+      c.seq,
+      c.hlc,
+      c.table,
+      c.op,
+      c.ident || null,
+      c.oldIdent ?? null,
+      c.values ? JSON.stringify(c.values) : null,
+      fromPeer,
+    ]);
+    if (c.op === 'S') continue;
+    const plan = ctx.plans.get(c.table);
+    if (!plan || !ctx.selected(c.table)) {
+      result.filtered++;
+      continue;
+    }
+    const outcome =
+      fingerprints.get(c.table) !== plan.table.fingerprint
+        ? park(
+            `The table ${c.table} has different columns here than on the node that changed it; it waits until both run the same version.`,
+          )
+        : queued.has(rowId(c.table, ihash(c.ident)))
+          ? park('An earlier change to this row is still waiting.', {
+              table: c.table,
+              ident: c.ident,
+            })
+          : await attempt(ctx, conn, ids, plan, c);
+    if (outcome.kind === 'park') {
+      await parkChange(conn, c, outcome);
+      queued.add(rowId(c.table, ihash(c.ident)));
+    } else if (outcome.kind === 'applied') {
+      result.applied++;
+      result.conflicts += outcome.conflicts;
+      if (!hasKey(plan.table)) wholeTouched.add(c.table);
+    }
+  }
+  // The log first: parked changes refer to their log rows.
+  for (let i = 0; i < logRows.length; i += 200) {
+    const part = logRows.slice(i, i + 200);
+    await execute(
+      conn,
+      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, ident, old_ident, payload, src) VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?)').join(',')}`,
+      part.flat(),
+    );
+  }
+  const retried = await retryParked(ctx, conn, ids);
+  result.applied += retried.applied;
+  result.parked = Number(
+    (await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_parked'))[0]!.n,
+  );
+  result.conflicts += retried.conflicts;
+  for (const t of retried.whole) wholeTouched.add(t);
+  for (const t of wholeTouched) await refreshWholeTable(conn, ctx, ids, ctx.plans.get(t)!);
+  for (const origin of advanced) {
+    await execute(
+      conn,
+      'INSERT INTO clinicsync_vv (origin, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))',
+      [origin, vv.get(origin)!.toString()],
+    );
+  }
+  return result;
+}
+
+function rowId(table: string, hash: Buffer): string {
+  return `${table}\u0000${hash.toString('hex')}`;
+}
+
+/** Applies one change inside a savepoint; a database error parks it with the reason. */
+async function attempt(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  ids: Identities,
+  plan: TablePlan,
+  c: WireChange,
+): Promise<Outcome> {
+  await conn.query('SAVEPOINT clinicsync_change');
+  try {
+    const outcome = await applyOne(ctx, conn, ids, plan, c);
+    if (outcome.kind === 'park') await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change');
+    return outcome;
+  } catch (e) {
+    await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change');
+    ids.forget();
+    return park(explainApplyError(e, c.table));
+  }
+}
+
+function explainApplyError(e: unknown, table: string): string {
+  const err = e as { code?: string; sqlMessage?: string; message?: string };
+  switch (err.code) {
+    case 'ER_DUP_ENTRY':
+      return `Another row of ${table} here already has the same value of a unique key (${(err.sqlMessage ?? '').slice(0, 120)}); a data manager must decide.`;
+    case 'ER_NO_REFERENCED_ROW_2':
+    case 'ER_NO_REFERENCED_ROW':
+      return `A row of ${table} refers to a row that is not here yet; it waits for it.`;
+    case 'ER_ROW_IS_REFERENCED_2':
+    case 'ER_ROW_IS_REFERENCED':
+      return `A row of ${table} cannot be deleted while other rows here still refer to it; it waits.`;
+    default:
+      if (e instanceof SyncError) return e.message;
+      return `The database refused a change to ${table}: ${(err.sqlMessage ?? err.message ?? String(e)).slice(0, 200)}`;
+  }
+}
+
+async function applyOne(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  ids: Identities,
+  plan: TablePlan,
+  c: WireChange,
+): Promise<Outcome> {
+  const t = plan.table;
+  const stamp: Stamp = { hlc: BigInt(c.hlc), origin: c.origin };
+  const tomb = await queryRows(
+    conn,
+    'SELECT 1 FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?',
+    [t.name, ihash(c.ident)],
+  );
+  if (tomb.length) return { kind: 'ignored' }; // a delete wins over everything concurrent with it
+  if (!hasKey(t)) return applyToImage(conn, ids, plan, c);
+
+  const located = await ids.locate(plan, c.oldIdent ?? c.ident);
+  if (c.op === 'D') {
+    if (located.lkey) {
+      const w = whereKey(t, located.lkey);
+      await execute(conn, `DELETE FROM ${q(t.name)} WHERE ${w.sql}`, w.params);
+      await execute(conn, 'DELETE FROM clinicsync_row WHERE tbl = ? AND lkey = ?', [
+        t.name,
+        located.lkey,
+      ]);
+    }
+    await execute(
+      conn,
+      'INSERT INTO clinicsync_tombstone (tbl, ihash, ident, hlc, origin, at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE hlc = hlc',
+      [t.name, ihash(c.ident), c.ident, c.hlc, c.origin],
+    );
+    ids.forget();
+    return { kind: 'applied', conflicts: 0 };
+  }
+  if (!located.lkey) {
+    if (c.op === 'U')
+      return park(
+        `An update arrived for a row of ${t.name} this node has not received yet; it waits for it.`,
+        { table: t.name, ident: c.oldIdent ?? c.ident },
+      );
+    return insertRow(ctx, conn, ids, plan, c, stamp);
+  }
+  return updateRow(ctx, conn, ids, plan, c, stamp, located.lkey);
+}
+
+/** Key values a natural identity implies, or the part that is not here yet. */
+async function keyFromIdent(
+  ids: Identities,
+  plan: TablePlan,
+  ident: string,
+): Promise<{ values: Record<string, Value> } | { missing: { table: string; ident: string } }> {
+  const id = plan.identity;
+  if (id.kind !== 'natural') return { values: {} };
+  const parts = splitParts(ident, id.parts.length);
+  if (!parts)
+    throw new SyncError(
+      'protocol',
+      `"${ident.slice(0, 60)}" is not an identity of a row of ${plan.table.name}.`,
+    );
+  const values: Record<string, Value> = {};
+  for (const [i, p] of id.parts.entries()) {
+    if (p.ref === null) continue; // plain key columns travel among the values
+    const local = (await ids.localIds(p.ref, [parts[i]!])).get(parts[i]!);
+    if (local === undefined) return { missing: { table: p.ref, ident: parts[i]! } };
+    values[p.column] = local;
+  }
+  return { values };
+}
+
+async function insertRow(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  ids: Identities,
+  plan: TablePlan,
+  c: WireChange,
+  stamp: Stamp,
+): Promise<Outcome> {
+  const t = plan.table;
+  const local = await fromWire(ids, plan, c.values ?? {});
+  if (local.missing.length)
+    return park(
+      `A row of ${t.name} refers to a row of ${local.missing[0]!.table} that has not arrived yet; it waits for it.`,
+      local.missing[0]!,
+    );
+  const key = await keyFromIdent(ids, plan, c.ident);
+  if ('missing' in key)
+    return park(
+      `A row of ${t.name} belongs to a row of ${key.missing.table} that has not arrived yet; it waits for it.`,
+      key.missing,
+    );
+  const values = { ...local.values, ...key.values };
+  const cols = Object.keys(values).filter((col) => t.columns.some((x) => x.name === col));
+  const res = await execute(
+    conn,
+    `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
+    cols.map((col) => values[col]),
+  );
+  // Where the key is the server's to choose (a local surrogate id), read it back by what it chose.
+  const where =
+    plan.identity.kind === 'uuid' || plan.identity.kind === 'registry'
+      ? t.primaryKey.length === 1 && res.insertId
+        ? { sql: `${q(t.primaryKey[0]!)} = ?`, params: [String(res.insertId)] }
+        : { sql: 'uuid = ?', params: [c.ident] }
+      : {
+          sql: t.primaryKey.map((k) => `${q(k)} = ?`).join(' AND '),
+          params: t.primaryKey.map((k) => values[k]),
+        };
+  const colset = await ctx.colsets.idFor(conn, t);
+  const [row] = await queryRows(
+    conn,
+    `SELECT ${keySql(t)} AS k, ${hashesSql(dataColumns(t))} AS h FROM ${q(t.name)} WHERE ${where.sql}`,
+    where.params,
+  );
+  const clocks: Clocks = {};
+  for (const col of Object.keys(c.values ?? {})) clocks[col] = clockText(stamp);
+  await writeStates(conn, {
+    deletes: [],
+    upserts: [
+      {
+        tbl: t.name,
+        lkey: String(row!.k),
+        ident: c.ident,
+        colset,
+        hashes: row!.h as Buffer,
+        n: 1,
+        clocks,
+      },
+    ],
+  });
+  ids.forget();
+  return { kind: 'applied', conflicts: 0 };
+}
+
+async function updateRow(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  ids: Identities,
+  plan: TablePlan,
+  c: WireChange,
+  stamp: Stamp,
+  lkey: string,
+): Promise<Outcome> {
+  const t = plan.table;
+  const w = whereKey(t, lkey);
+  await queryRows(conn, `SELECT 1 FROM ${q(t.name)} WHERE ${w.sql} FOR UPDATE`, w.params);
+  const cur = (await currentRows(conn, t, [lkey])).get(lkey)!;
+  const state = (await readStates(conn, t.name, [lkey])).get(lkey);
+  const curCols = dataColumns(t).map((col) => col.name);
+  // Columns changed here that no pickup has logged yet: they are newer than anything received,
+  // keep their value, and stay "changed" in the row state so the next pickup sends them.
+  const pendingLocal = state
+    ? changedColumns(
+        curCols,
+        cur.__h as Buffer,
+        await ctx.colsets.columns(conn, state.colset),
+        state.hashes,
+      )
+    : new Set<string>();
+  const clocks: Clocks = { ...(state?.clocks ?? {}) };
+  const winners: Record<string, StoredValue> = {};
+  let conflicts = 0;
+  for (const [col, value] of Object.entries(c.values ?? {})) {
+    if (!t.columns.some((x) => x.name === col) || pendingLocal.has(col)) continue;
+    const mine = stampOf(clocks[col]);
+    if (isLater(stamp, mine)) {
+      winners[col] = value;
+      clocks[col] = clockText(stamp);
+    } else {
+      const kept = await localWire(ids, plan, cur, col);
+      if (JSON.stringify(kept) !== JSON.stringify(value)) {
+        await recordConflict(conn, {
+          table: t.name,
+          ident: c.ident,
+          column: col,
+          winner: kept,
+          loser: value,
+          winnerStamp: mine,
+          loserStamp: stamp,
+        });
+        conflicts++;
+      }
+    }
+  }
+  if (Object.keys(winners).length) {
+    const local = await fromWire(ids, plan, winners);
+    if (local.missing.length)
+      return park(
+        `A row of ${t.name} refers to a row of ${local.missing[0]!.table} that has not arrived yet; it waits for it.`,
+        local.missing[0]!,
+      );
+    const cols = Object.keys(local.values);
+    await execute(
+      conn,
+      `UPDATE ${q(t.name)} SET ${cols.map((col) => `${q(col)} = ?`).join(', ')} WHERE ${w.sql}`,
+      [...cols.map((col) => local.values[col]), ...w.params],
+    );
+  }
+  // A key column among the winners moves the row: it is found again by its identity.
+  ids.forget();
+  const newKey = cols(winners).some((col) => t.primaryKey.includes(col))
+    ? ((await ids.locate(plan, c.ident)).lkey ?? lkey)
+    : lkey;
+  const moved = (await currentRows(conn, t, [newKey])).get(newKey);
+  if (!moved) return { kind: 'applied', conflicts };
+  const colset = await ctx.colsets.idFor(conn, t);
+  const hashes = Buffer.from(moved.__h as Buffer);
+  if (state && pendingLocal.size) {
+    const prevCols = await ctx.colsets.columns(conn, state.colset);
+    curCols.forEach((col, i) => {
+      const j = prevCols.indexOf(col);
+      if (pendingLocal.has(col) && j >= 0) state.hashes.copy(hashes, i * 4, j * 4, j * 4 + 4);
+    });
+  }
+  await writeStates(conn, {
+    deletes: newKey !== lkey ? [{ tbl: t.name, lkey }] : [],
+    upserts: [{ tbl: t.name, lkey: newKey, ident: c.ident, colset, hashes, n: 1, clocks }],
+  });
+  return { kind: 'applied', conflicts };
+}
+
+const cols = (o: Record<string, unknown>) => Object.keys(o);
+
+async function localWire(
+  ids: Identities,
+  plan: TablePlan,
+  cur: Record<string, unknown>,
+  col: string,
+): Promise<StoredValue> {
+  const v = fromDriver(cur[col]);
+  const ref = plan.refs.get(col);
+  if (ref && v !== null) return (await ids.globalIds(ref, [String(v)])).get(String(v)) ?? String(v);
+  return toStored(v);
+}
+
+/** Keyless tables: an insert adds one copy of the image, a delete removes one. */
+async function applyToImage(
+  conn: PoolConnection,
+  ids: Identities,
+  plan: TablePlan,
+  c: WireChange,
+): Promise<Outcome> {
+  const t = plan.table;
+  let wire: Record<string, StoredValue>;
+  try {
+    const list = JSON.parse(c.ident) as StoredValue[];
+    wire = Object.fromEntries(plan.wireColumns.map((col, i) => [col, list[i] ?? null]));
+  } catch {
+    throw new SyncError('protocol', `A row of ${t.name} arrived without a readable identity.`);
+  }
+  const local = await fromWire(ids, plan, wire);
+  if (local.missing.length)
+    return park(
+      `A row of ${t.name} refers to a row of ${local.missing[0]!.table} that has not arrived yet; it waits for it.`,
+      local.missing[0]!,
+    );
+  const cols = Object.keys(local.values);
+  if (c.op === 'D') {
+    await execute(
+      conn,
+      `DELETE FROM ${q(t.name)} WHERE ${cols.map((col) => `${q(col)} <=> ?`).join(' AND ')} LIMIT 1`,
+      cols.map((col) => local.values[col]),
+    );
+  } else {
+    await execute(
+      conn,
+      `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
+      cols.map((col) => local.values[col]),
+    );
+  }
+  return { kind: 'applied', conflicts: 0 };
+}
+
+async function parkChange(
+  conn: PoolConnection,
+  c: WireChange,
+  o: Extract<Outcome, { kind: 'park' }>,
+): Promise<void> {
+  await execute(
+    conn,
+    `INSERT INTO clinicsync_parked (origin, seq, tbl, ihash, reason, wait_tbl, wait_ihash, since)
+     VALUES (?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP())
+     ON DUPLICATE KEY UPDATE reason = VALUES(reason), wait_tbl = VALUES(wait_tbl), wait_ihash = VALUES(wait_ihash)`,
+    [
+      c.origin,
+      c.seq,
+      c.table,
+      ihash(c.ident),
+      o.reason.slice(0, 500),
+      o.wait?.table ?? null,
+      o.wait ? ihash(o.wait.ident) : null,
+    ],
+  );
+}
+
+/**
+ * Parked changes are tried again, oldest first, until a pass applies none; only the oldest parked
+ * change of a row is tried, so a row's changes land in the order they arrived.
+ */
+async function retryParked(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  ids: Identities,
+): Promise<{ applied: number; conflicts: number; whole: Set<string> }> {
+  const out = { applied: 0, conflicts: 0, whole: new Set<string>() };
+  for (;;) {
+    const rows = await queryRows(
+      conn,
+      `SELECT p.pid, p.tbl, p.ihash, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload
+         FROM clinicsync_parked p JOIN clinicsync_log l ON l.origin = p.origin AND l.seq = p.seq ORDER BY p.pid`,
+    );
+    let progress = false;
+    const blocked = new Set<string>();
+    for (const r of rows) {
+      const id = rowId(String(r.tbl), r.ihash as Buffer);
+      if (blocked.has(id)) continue;
+      blocked.add(id);
+      const plan = ctx.plans.get(String(r.tbl));
+      if (!plan) continue;
+      const c: WireChange = {
+        origin: String(r.origin),
+        seq: String(r.seq),
+        hlc: String(r.hlc),
+        op: r.op as WireChange['op'],
+        table: String(r.tbl),
+        ident: r.ident == null ? '' : String(r.ident),
+        ...(r.old_ident != null ? { oldIdent: String(r.old_ident) } : {}),
+        ...(r.payload != null
+          ? { values: JSON.parse(String(r.payload)) as Record<string, StoredValue> }
+          : {}),
+      };
+      const outcome = await attempt(ctx, conn, ids, plan, c);
+      if (outcome.kind === 'park') {
+        await parkChange(conn, c, outcome);
+        continue;
+      }
+      await execute(conn, 'DELETE FROM clinicsync_parked WHERE pid = ?', [r.pid]);
+      blocked.delete(id);
+      progress = true;
+      if (outcome.kind === 'applied') {
+        out.applied++;
+        out.conflicts += outcome.conflicts;
+        if (!hasKey(plan.table)) out.whole.add(plan.table.name);
+      }
+    }
+    if (!progress) return out;
+  }
+}

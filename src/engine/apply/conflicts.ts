@@ -1,0 +1,66 @@
+import type { Queryable } from '../db/pool.js';
+import { execute, queryRows } from '../db/pool.js';
+import { hlcToIso } from '../clock/hlc.js';
+import type { Stamp } from '../capture/rowState.js';
+import type { StoredValue } from '../capture/values.js';
+
+/** A value that lost to a concurrent one: kept for a data manager to review (DESIGN §6). */
+export interface Conflict {
+  table: string;
+  identity: string;
+  columns: string[];
+  winner: Record<string, StoredValue>;
+  loser: Record<string, StoredValue>;
+  winnerOrigin: string;
+  loserOrigin: string;
+  /** when the losing change was made (its clock), ISO time */
+  at: string;
+}
+
+export async function recordConflict(
+  db: Queryable,
+  c: {
+    table: string;
+    ident: string;
+    column: string;
+    winner: StoredValue;
+    loser: StoredValue;
+    winnerStamp: Stamp;
+    loserStamp: Stamp;
+  },
+): Promise<void> {
+  await execute(
+    db,
+    `INSERT INTO clinicsync_conflict (tbl, ident, columns, winner, loser, winner_origin, loser_origin, winner_hlc, loser_hlc, at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP())`,
+    [
+      c.table,
+      c.ident,
+      JSON.stringify([c.column]),
+      JSON.stringify({ [c.column]: c.winner }),
+      JSON.stringify({ [c.column]: c.loser }),
+      c.winnerStamp.origin,
+      c.loserStamp.origin,
+      c.winnerStamp.hlc.toString(),
+      c.loserStamp.hlc.toString(),
+    ],
+  );
+}
+
+export async function listConflicts(db: Queryable, limit = 1000): Promise<Conflict[]> {
+  const rows = await queryRows(
+    db,
+    'SELECT tbl, ident, columns, winner, loser, winner_origin, loser_origin, loser_hlc FROM clinicsync_conflict ORDER BY id DESC LIMIT ?',
+    [limit],
+  );
+  return rows.map((r) => ({
+    table: String(r.tbl),
+    identity: String(r.ident),
+    columns: JSON.parse(String(r.columns)) as string[],
+    winner: JSON.parse(String(r.winner)) as Record<string, StoredValue>,
+    loser: JSON.parse(String(r.loser)) as Record<string, StoredValue>,
+    winnerOrigin: String(r.winner_origin),
+    loserOrigin: String(r.loser_origin),
+    at: hlcToIso(BigInt(String(r.loser_hlc))),
+  }));
+}

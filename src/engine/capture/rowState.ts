@@ -1,0 +1,123 @@
+import type { Queryable } from '../db/pool.js';
+import { execute, queryRows } from '../db/pool.js';
+import { ihash } from '../identity/identities.js';
+import { khash } from './rowSql.js';
+
+/**
+ * What the engine last recorded of a row (DESIGN §3, §6): its local key, global identity, a hash
+ * per column to tell what changed, and per column the clock and origin of the value it holds
+ * (absent: the shared starting value, older than any change).
+ */
+export interface RowState {
+  khash: Buffer;
+  lkey: string;
+  ident: string | null;
+  colset: number;
+  hashes: Buffer;
+  n: number;
+  clocks: Clocks;
+}
+
+/** column → "hlc:origin" */
+export type Clocks = Record<string, string>;
+
+export interface Stamp {
+  hlc: bigint;
+  origin: string;
+}
+
+export function stampOf(clock: string | undefined): Stamp {
+  if (!clock) return { hlc: 0n, origin: '' };
+  const [h, o] = clock.split(':');
+  return { hlc: BigInt(h!), origin: o ?? '' };
+}
+
+export function clockText(s: Stamp): string {
+  return `${s.hlc}:${s.origin}`;
+}
+
+/** Last writer wins: the later clock, ties broken by node id, the same on every node. */
+export function isLater(a: Stamp, b: Stamp): boolean {
+  return a.hlc !== b.hlc ? a.hlc > b.hlc : a.origin > b.origin;
+}
+
+export async function readStates(
+  db: Queryable,
+  table: string,
+  lkeys: string[],
+): Promise<Map<string, RowState>> {
+  const out = new Map<string, RowState>();
+  const unique = [...new Set(lkeys)];
+  for (let i = 0; i < unique.length; i += 500) {
+    const part = unique.slice(i, i + 500);
+    const rows = await queryRows(
+      db,
+      `SELECT khash, lkey, ident, colset, hashes, n, clocks FROM clinicsync_row
+        WHERE tbl = ? AND khash IN (${part.map(() => '?').join(',')})`,
+      [table, ...part.map(khash)],
+    );
+    for (const r of rows) {
+      out.set(String(r.lkey), {
+        khash: r.khash as Buffer,
+        lkey: String(r.lkey),
+        ident: r.ident == null ? null : String(r.ident),
+        colset: Number(r.colset),
+        hashes: r.hashes as Buffer,
+        n: Number(r.n),
+        clocks: r.clocks == null ? {} : (JSON.parse(String(r.clocks)) as Clocks),
+      });
+    }
+  }
+  return out;
+}
+
+export interface StateUpsert {
+  tbl: string;
+  lkey: string;
+  ident: string | null;
+  colset: number;
+  hashes: Buffer;
+  n: number;
+  clocks: Clocks;
+}
+
+export interface StateWrites {
+  deletes: { tbl: string; lkey: string }[];
+  upserts: StateUpsert[];
+}
+
+/**
+ * Forgets first, then records: within one step a key can be forgotten (a row moved away or was
+ * deleted) and then taken by another row, never the other way round.
+ */
+export async function writeStates(db: Queryable, w: StateWrites): Promise<void> {
+  for (let i = 0; i < w.deletes.length; i += 500) {
+    const part = w.deletes.slice(i, i + 500);
+    await execute(
+      db,
+      `DELETE FROM clinicsync_row WHERE ${part.map(() => '(tbl = ? AND khash = ?)').join(' OR ')}`,
+      part.flatMap((d) => [d.tbl, khash(d.lkey)]),
+    );
+  }
+  for (let i = 0; i < w.upserts.length; i += 500) {
+    const part = w.upserts.slice(i, i + 500);
+    await execute(
+      db,
+      `INSERT INTO clinicsync_row (tbl, khash, lkey, ident, ihash, colset, hashes, n, clocks)
+       VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?)').join(',')}
+       ON DUPLICATE KEY UPDATE lkey = VALUES(lkey), ident = VALUES(ident), ihash = VALUES(ihash),
+         colset = VALUES(colset), hashes = VALUES(hashes), n = VALUES(n), clocks = VALUES(clocks)`,
+      part.flatMap((u) => [
+        u.tbl,
+        khash(u.lkey),
+        u.lkey,
+        u.ident,
+        u.ident === null ? null : ihash(u.ident),
+        u.colset,
+        u.hashes,
+        u.n,
+        Object.keys(u.clocks).length ? JSON.stringify(u.clocks) : null,
+      ]),
+    );
+  }
+}

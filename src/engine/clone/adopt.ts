@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import type { Pool } from '../db/pool.js';
+import { execute, inTransaction } from '../db/pool.js';
+import { setMeta } from '../node/meta.js';
+import { addPeer } from '../node/peers.js';
+
+export interface ParentInfo {
+  nodeId: string;
+  name: string;
+  incarnation: string;
+  url?: string;
+}
+
+/**
+ * Turns a consistent copy of the parent's database (data and ClinicSync's state from one
+ * snapshot) into a new child (DESIGN §5): a node id and incarnation of its own, its own sequence
+ * from zero, no capture left over from the parent, and everything it holds marked as come from
+ * the parent, which already has it. The parent's identity, neighbours and secrets are not kept.
+ */
+export async function adoptAsChild(
+  pool: Pool,
+  name: string,
+  parent: ParentInfo,
+): Promise<{ nodeId: string; incarnation: string }> {
+  const nodeId = randomBytes(8).toString('hex');
+  const incarnation = randomBytes(4).toString('hex');
+  await inTransaction(pool, async (conn) => {
+    await setMeta(conn, 'node_id', nodeId);
+    await setMeta(conn, 'incarnation', incarnation);
+    await setMeta(conn, 'name', name);
+    await setMeta(conn, 'role', 'child');
+    await setMeta(conn, 'seq', '0');
+    await setMeta(conn, 'capture_paused', '0');
+    await execute(conn, 'DELETE FROM clinicsync_capture');
+    await execute(conn, 'UPDATE clinicsync_log SET src = ?', [parent.nodeId]);
+    for (const table of [
+      'clinicsync_peer_vv',
+      'clinicsync_peer',
+      'clinicsync_pairing',
+      'clinicsync_nonce',
+      'clinicsync_exchange',
+    ]) {
+      await execute(conn, `DELETE FROM ${table}`);
+    }
+    await addPeer(conn, {
+      nodeId: parent.nodeId,
+      name: parent.name,
+      relation: 'parent',
+      incarnation: parent.incarnation,
+      url: parent.url ?? null,
+    });
+    // The parent holds everything the copy holds.
+    await execute(
+      conn,
+      'INSERT INTO clinicsync_peer_vv (peer, origin, seq) SELECT ?, origin, seq FROM clinicsync_vv',
+      [parent.nodeId],
+    );
+    await execute(
+      conn,
+      'UPDATE clinicsync_peer SET acked_lsn = (SELECT COALESCE(MAX(lsn), 0) FROM clinicsync_log) WHERE node_id = ?',
+      [parent.nodeId],
+    );
+  });
+  return { nodeId, incarnation };
+}
