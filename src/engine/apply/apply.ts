@@ -415,7 +415,7 @@ async function updateRow(
     }
   }
   if (Object.keys(winners).length) {
-    const local = await fromWire(ids, plan, winners);
+    const local = await fromWire(ids, plan, winners, cur);
     if (local.missing.length)
       return park(
         `A row of ${t.name} refers to a row of ${local.missing[0]!.table} that has not arrived yet; it waits for it.`,

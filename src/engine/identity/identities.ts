@@ -29,7 +29,7 @@ export class Identities {
   private toLocal = new Map<string, Map<string, string | null>>();
 
   constructor(
-    private readonly db: Queryable,
+    readonly db: Queryable,
     private readonly plans: Map<string, TablePlan>,
     private readonly nodeId: string,
   ) {}

@@ -30,8 +30,42 @@ export interface RefColumn {
   table: string;
 }
 
+/**
+ * A text column that holds a local id of another table, chosen by the row's type (OpenMRS
+ * person_attribute.value holds a location_id when its type's format is org.openmrs.Location).
+ */
+export interface TextRef {
+  column: string;
+  typeColumn: string;
+  typeTable: string;
+  formatColumn: string;
+}
+
+/** OpenMRS attribute formats whose values are local ids, and the tables they point into. */
+export const FORMAT_TABLES: Record<string, string> = {
+  'org.openmrs.Location': 'location',
+  'org.openmrs.Concept': 'concept',
+  'org.openmrs.Drug': 'drug',
+  'org.openmrs.Provider': 'provider',
+  'org.openmrs.User': 'users',
+  'org.openmrs.Person': 'person',
+  'org.openmrs.Patient': 'patient',
+  'org.openmrs.Program': 'program',
+  'org.openmrs.Encounter': 'encounter',
+};
+
+const TEXT_REFS: TextRef[] = [
+  {
+    column: 'value',
+    typeColumn: 'person_attribute_type_id',
+    typeTable: 'person_attribute_type',
+    formatColumn: 'format',
+  },
+];
+
 export interface TablePlan {
   table: Table;
+  textRef: TextRef | null;
   identity: IdentityPlan;
   /** columns whose values are local ids of another table, translated to identities on the wire */
   refs: Map<string, string>;
@@ -71,8 +105,18 @@ export function planTable(schema: Schema, t: Table): TablePlan {
   // A key column that is a local surrogate or a reference is implied by the identity.
   const implied = new Set(t.primaryKey.filter((c) => surrogate(c) || refs.has(c)));
   if (identity.kind === 'image') implied.clear();
+  const has = (table: string | undefined, col: string) =>
+    !!table && !!schema.tables.get(table)?.columns.some((c) => c.name === col);
+  const textRef =
+    TEXT_REFS.find(
+      (r) =>
+        has(t.name, r.column) &&
+        refs.get(r.typeColumn) === r.typeTable &&
+        has(r.typeTable, r.formatColumn),
+    ) ?? null;
   return {
     table: t,
+    textRef,
     identity,
     refs: identity.kind === 'image' ? refs : new Map([...refs].filter(([c]) => !implied.has(c))),
     wireColumns: cols.map((c) => c.name).filter((c) => !implied.has(c)),
