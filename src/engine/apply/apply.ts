@@ -10,6 +10,7 @@ import {
   readStates,
   stampOf,
   writeStates,
+  CREATED,
   type Clocks,
   type Stamp,
 } from '../capture/rowState.js';
@@ -52,12 +53,17 @@ export interface ApplyResult {
   maxHlc: bigint;
 }
 
+type Wait = { table: string; ident: string } | null;
+
 type Outcome =
   | { kind: 'applied'; conflicts: number }
   | { kind: 'ignored' }
-  | { kind: 'park'; reason: string; wait: { table: string; ident: string } | null };
+  /** nothing of it applied: it waits */
+  | { kind: 'park'; reason: string; wait: Wait }
+  /** applied but for references that are not here yet (a cycle): it waits to fill them in */
+  | { kind: 'partial'; reason: string; wait: Wait };
 
-const park = (reason: string, wait: { table: string; ident: string } | null = null): Outcome => ({
+const park = (reason: string, wait: Wait = null): Outcome => ({
   kind: 'park',
   reason,
   wait,
@@ -153,7 +159,7 @@ async function applyIn(
               ident: c.ident,
             })
           : await attempt(ctx, conn, ids, plan, c);
-    if (outcome.kind === 'park') {
+    if (outcome.kind === 'park' || outcome.kind === 'partial') {
       await parkChange(conn, c, outcome);
       queued.add(rowId(c.table, ihash(c.ident)));
     } else if (outcome.kind === 'applied') {
@@ -205,6 +211,7 @@ async function attempt(
   try {
     const outcome = await applyOne(ctx, conn, ids, plan, c);
     if (outcome.kind === 'park') await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change');
+    if (outcome.kind === 'partial') ids.forget();
     return outcome;
   } catch (e) {
     await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change');
@@ -239,27 +246,36 @@ async function applyOne(
 ): Promise<Outcome> {
   const t = plan.table;
   const stamp: Stamp = { hlc: BigInt(c.hlc), origin: c.origin };
-  const tomb = await queryRows(
+  // A delete wins over every update, whatever the clocks; a row is only created again by an
+  // insert made after the delete (a role given back to a user), never by an older one.
+  const [tomb] = await queryRows(
     conn,
-    'SELECT 1 FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?',
+    'SELECT hlc, origin FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?',
     [t.name, ihash(c.ident)],
   );
-  if (tomb.length) return { kind: 'ignored' }; // a delete wins over everything concurrent with it
+  if (tomb) {
+    const deleted = { hlc: BigInt(String(tomb.hlc)), origin: String(tomb.origin) };
+    if (c.op !== 'I' || !isLater(stamp, deleted)) return { kind: 'ignored' };
+    await execute(conn, 'DELETE FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?', [
+      t.name,
+      ihash(c.ident),
+    ]);
+  }
   if (!hasKey(t)) return applyToImage(conn, ids, plan, c);
 
   const located = await ids.locate(plan, c.oldIdent ?? c.ident);
   if (c.op === 'D') {
     if (located.lkey) {
+      const state = (await readStates(conn, t.name, [located.lkey])).get(located.lkey);
+      // made again after this delete was decided: the newer row stays
+      if (state && !isLater(stamp, stampOf(state.clocks[CREATED]))) return { kind: 'ignored' };
       const w = whereKey(t, located.lkey);
       await execute(conn, `DELETE FROM ${q(t.name)} WHERE ${w.sql}`, w.params);
-      await execute(conn, 'DELETE FROM clinicsync_row WHERE tbl = ? AND lkey = ?', [
-        t.name,
-        located.lkey,
-      ]);
+      await writeStates(conn, { deletes: [{ tbl: t.name, lkey: located.lkey }], upserts: [] });
     }
     await execute(
       conn,
-      'INSERT INTO clinicsync_tombstone (tbl, ihash, ident, hlc, origin, at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE hlc = hlc',
+      'INSERT INTO clinicsync_tombstone (tbl, ihash, ident, hlc, origin, at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = VALUES(origin)',
       [t.name, ihash(c.ident), c.ident, c.hlc, c.origin],
     );
     ids.forget();
@@ -310,11 +326,16 @@ async function insertRow(
 ): Promise<Outcome> {
   const t = plan.table;
   const local = await fromWire(ids, plan, c.values ?? {});
-  if (local.missing.length)
+  // Rows that refer to each other (a new user and its person) cannot wait for each other: a
+  // reference that may be empty is left empty for now and filled in when its row arrives.
+  const nullable = (col: string) =>
+    !t.primaryKey.includes(col) && t.columns.find((x) => x.name === col)?.nullable === true;
+  if (local.missing.some((m) => !nullable(m.column)))
     return park(
       `A row of ${t.name} refers to a row of ${local.missing[0]!.table} that has not arrived yet; it waits for it.`,
       local.missing[0]!,
     );
+  for (const m of local.missing) local.values[m.column] = null;
   const key = await keyFromIdent(ids, plan, c.ident);
   if ('missing' in key)
     return park(
@@ -345,7 +366,10 @@ async function insertRow(
     where.params,
   );
   const clocks: Clocks = {};
-  for (const col of Object.keys(c.values ?? {})) clocks[col] = clockText(stamp);
+  const waiting = new Set(local.missing.map((m) => m.column));
+  for (const col of Object.keys(c.values ?? {}))
+    if (!waiting.has(col)) clocks[col] = clockText(stamp);
+  clocks[CREATED] = clockText(stamp);
   await writeStates(conn, {
     deletes: [],
     upserts: [
@@ -361,6 +385,13 @@ async function insertRow(
     ],
   });
   ids.forget();
+  if (local.missing.length) {
+    return {
+      kind: 'partial',
+      reason: `A row of ${t.name} arrived before the row of ${local.missing[0]!.table} it refers to; that reference is filled in when it arrives.`,
+      wait: local.missing[0]!,
+    };
+  }
   return { kind: 'applied', conflicts: 0 };
 }
 
@@ -414,13 +445,23 @@ async function updateRow(
       }
     }
   }
-  if (Object.keys(winners).length) {
+  // A key made of references that changed (film_actor moved to another actor) travels only as
+  // the new identity: its key values are worked out from it.
+  const moves = c.oldIdent !== undefined && c.oldIdent !== c.ident;
+  const newKey = moves ? await keyFromIdent(ids, plan, c.ident) : { values: {} };
+  if ('missing' in newKey)
+    return park(
+      `A row of ${t.name} moved to a row of ${newKey.missing.table} that has not arrived yet; it waits for it.`,
+      newKey.missing,
+    );
+  if (Object.keys(winners).length || Object.keys(newKey.values).length) {
     const local = await fromWire(ids, plan, winners, cur);
     if (local.missing.length)
       return park(
         `A row of ${t.name} refers to a row of ${local.missing[0]!.table} that has not arrived yet; it waits for it.`,
         local.missing[0]!,
       );
+    Object.assign(local.values, newKey.values);
     const cols = Object.keys(local.values);
     await execute(
       conn,
@@ -430,10 +471,11 @@ async function updateRow(
   }
   // A key column among the winners moves the row: it is found again by its identity.
   ids.forget();
-  const newKey = cols(winners).some((col) => t.primaryKey.includes(col))
-    ? ((await ids.locate(plan, c.ident)).lkey ?? lkey)
-    : lkey;
-  const moved = (await currentRows(conn, t, [newKey])).get(newKey);
+  const movedTo =
+    moves || cols(winners).some((col) => t.primaryKey.includes(col))
+      ? ((await ids.locate(plan, c.ident)).lkey ?? lkey)
+      : lkey;
+  const moved = (await currentRows(conn, t, [movedTo])).get(movedTo);
   if (!moved) return { kind: 'applied', conflicts };
   const colset = await ctx.colsets.idFor(conn, t);
   const hashes = Buffer.from(moved.__h as Buffer);
@@ -445,8 +487,8 @@ async function updateRow(
     });
   }
   await writeStates(conn, {
-    deletes: newKey !== lkey ? [{ tbl: t.name, lkey }] : [],
-    upserts: [{ tbl: t.name, lkey: newKey, ident: c.ident, colset, hashes, n: 1, clocks }],
+    deletes: movedTo !== lkey ? [{ tbl: t.name, lkey }] : [],
+    upserts: [{ tbl: t.name, lkey: movedTo, ident: c.ident, colset, hashes, n: 1, clocks }],
   });
   return { kind: 'applied', conflicts };
 }
@@ -506,7 +548,7 @@ async function applyToImage(
 async function parkChange(
   conn: PoolConnection,
   c: WireChange,
-  o: Extract<Outcome, { kind: 'park' }>,
+  o: Extract<Outcome, { kind: 'park' | 'partial' }>,
 ): Promise<void> {
   await execute(
     conn,
@@ -562,8 +604,10 @@ async function retryParked(
           : {}),
       };
       const outcome = await attempt(ctx, conn, ids, plan, c);
-      if (outcome.kind === 'park') {
+      if (outcome.kind === 'park' || outcome.kind === 'partial') {
         await parkChange(conn, c, outcome);
+        // a partial insert made the row exist: a later pass may fill in the rest
+        if (outcome.kind === 'partial') progress = true;
         continue;
       }
       await execute(conn, 'DELETE FROM clinicsync_parked WHERE pid = ?', [r.pid]);

@@ -4,12 +4,13 @@ import { q } from '../db/ident.js';
 import type { Schema, Table } from '../db/schema.js';
 import { hlcNext, millisFromSqlTime, type Hlc } from '../clock/hlc.js';
 import { getMetaForUpdate, setMeta } from '../node/meta.js';
-import { Identities } from '../identity/identities.js';
+import { Identities, ihash } from '../identity/identities.js';
 import type { TablePlan } from '../identity/plan.js';
 import { toWire, warmRefs } from '../identity/wire.js';
 import type { Colsets } from './colsets.js';
 import { expandGroups } from './groups.js';
 import {
+  CREATED,
   clockText,
   readStates,
   writeStates,
@@ -68,6 +69,8 @@ export interface LogEntry {
   /** the row-state record to stamp with this change's clock, and which of its columns */
   state: StateUpsert | null;
   stamped: string[];
+  /** a delete that leaves a tombstone here, so a concurrent update arriving later loses */
+  tombstone?: true;
 }
 
 export interface PickupContext {
@@ -254,6 +257,7 @@ async function diffKeyed(
         atMs: c.atMs,
         state: null,
         stamped: [],
+        tombstone: true,
       });
       writes.deletes.push({ tbl: t.name, lkey: state.lkey });
       continue;
@@ -465,12 +469,15 @@ async function appendLocal(
   let seq = BigInt((await getMetaForUpdate(conn, 'seq')) ?? '0');
   let hlc: Hlc = BigInt((await getMetaForUpdate(conn, 'hlc')) ?? '0');
   const values: unknown[][] = [];
+  const stamps = new Map<LogEntry, bigint>();
   for (const e of entries) {
     seq += 1n;
     hlc = hlcNext(hlc, e.atMs);
+    stamps.set(e, hlc);
     if (e.state) {
       const clocks: Clocks = { ...e.state.clocks };
       for (const c of e.stamped) clocks[c] = clockText({ hlc, origin: ctx.nodeId });
+      if (e.op === 'I') clocks[CREATED] = clockText({ hlc, origin: ctx.nodeId });
       e.state.clocks = clocks;
     }
     values.push([
@@ -493,6 +500,24 @@ async function appendLocal(
       `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, lkey, old_lkey, ident, old_ident, payload)
        VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?,?)').join(',')}`,
       part.flat(),
+    );
+  }
+  // A row made here again after a delete (same natural key) is no longer deleted here.
+  for (const e of entries.filter((x) => x.op === 'I' && x.state)) {
+    await execute(conn, 'DELETE FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?', [
+      e.tbl,
+      ihash(e.ident),
+    ]);
+  }
+  const tombstones = entries.filter((e) => e.tombstone && e.ident);
+  for (let i = 0; i < tombstones.length; i += 200) {
+    const part = tombstones.slice(i, i + 200);
+    await execute(
+      conn,
+      `INSERT INTO clinicsync_tombstone (tbl, ihash, ident, hlc, origin, at)
+       VALUES ${part.map(() => '(?, ?, ?, ?, ?, UTC_TIMESTAMP())').join(',')}
+       ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = VALUES(origin)`,
+      part.flatMap((e) => [e.tbl, ihash(e.ident), e.ident, stamps.get(e)!.toString(), ctx.nodeId]),
     );
   }
   await setMeta(conn, 'seq', seq.toString());

@@ -21,6 +21,9 @@ export interface RowState {
 /** column → "hlc:origin" */
 export type Clocks = Record<string, string>;
 
+/** Not a column name: the clock of the insert that made the row (see isLater in apply). */
+export const CREATED = '@created';
+
 export interface Stamp {
   hlc: bigint;
   origin: string;

@@ -71,8 +71,8 @@ export async function toWire(
 
 export interface LocalValues {
   values: Record<string, Value>;
-  /** references to rows that are not here (yet) */
-  missing: { table: string; ident: string }[];
+  /** references to rows that are not here (yet), and the columns that hold them */
+  missing: { table: string; ident: string; column: string }[];
 }
 
 /**
@@ -90,7 +90,7 @@ export async function fromWire(
   const missing: LocalValues['missing'] = [];
   const resolve = async (col: string, table: string, ident: string) => {
     const local = (await ids.localIds(table, [ident])).get(ident);
-    if (local === undefined) missing.push({ table, ident });
+    if (local === undefined) missing.push({ table, ident, column: col });
     else values[col] = local;
   };
   for (const [col, stored] of Object.entries(wire)) {
