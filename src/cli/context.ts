@@ -33,7 +33,13 @@ export async function withNode<T>(
     home,
   );
   const { SyncNode } = await import('../engine/node/node.js');
-  const node = await SyncNode.open({ db: target, settings, home, lock: opts.lock ?? 'wait' });
+  const node = await SyncNode.open({
+    db: target,
+    settings,
+    home,
+    lock: opts.lock ?? 'wait',
+    purpose: cmd.name(),
+  });
   try {
     return await fn(node, settings);
   } finally {

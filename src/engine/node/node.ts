@@ -30,6 +30,8 @@ interface OpenOptions {
   settings: Settings;
   home: Home;
   lock?: LockMode;
+  /** what this engine is doing, shown to a second engine that finds the node busy */
+  purpose?: string;
 }
 
 /** One node: its database, its capture, and (later) its neighbours. Both hosts build this. */
@@ -108,11 +110,13 @@ export class SyncNode {
     settings: Settings;
     home: Home;
     parent: ParentInfo;
+    /** the id and incarnation the parent registered this child under, where it did (pairing) */
+    identity?: { nodeId: string; incarnation: string };
   }): Promise<SyncNode> {
     const pool = await connect(opts.db);
     try {
       await migrate(pool);
-      await adoptAsChild(pool, opts.name, opts.parent);
+      await adoptAsChild(pool, opts.name, opts.parent, opts.identity);
     } finally {
       await pool.end().catch(() => undefined);
     }
@@ -129,8 +133,17 @@ export class SyncNode {
           `The database "${opts.db.database}" is not a ClinicSync node; run "clinic-sync init" (or clone) first.`,
         );
       }
+      if ((await getMeta(pool, 'clone_incomplete')) !== null) {
+        throw new SyncError(
+          'state',
+          `The database "${opts.db.database}" holds a clone that did not finish and cannot be used; drop it and create it again, empty, then run "clinic-sync clone" again.`,
+        );
+      }
       const mode = opts.lock ?? 'wait';
-      const lock = mode === 'none' ? null : await takeLock(pool, opts.db.database, mode);
+      const lock =
+        mode === 'none'
+          ? null
+          : await takeLock(pool, opts.db.database, mode, opts.purpose ?? 'engine');
       await migrate(pool);
       const nodeId = (await getMeta(pool, 'node_id'))!;
       const incarnation = (await getMeta(pool, 'incarnation'))!;
@@ -338,8 +351,9 @@ async function takeLock(
   pool: Pool,
   database: string,
   mode: Exclude<LockMode, 'none'>,
+  purpose: string,
 ): Promise<NodeLock | null> {
-  const holderInfo = describeThisProcess(`clinic-sync ${process.argv[2] ?? 'engine'}`);
+  const holderInfo = describeThisProcess(`clinic-sync ${purpose}`);
   try {
     return await acquireNodeLock(pool, database, { wait: mode === 'wait', holderInfo });
   } catch (e) {

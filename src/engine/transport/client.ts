@@ -1,0 +1,624 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Home } from '../config/home.js';
+import { SyncError, isSyncError } from '../errors.js';
+import type { SyncNode } from '../node/node.js';
+import type { ParentLink } from '../node/service.js';
+import type { Envelope } from '../protocol/types.js';
+import { decodeEnvelope, encodeEnvelope } from '../protocol/xml.js';
+import {
+  HEADER,
+  NODE_ID,
+  headerValue,
+  newNonce,
+  requestHeaders,
+  sameSignature,
+  sha256Hex,
+  signResponse,
+} from './auth.js';
+import {
+  openPairAnswer,
+  pairingKey,
+  pairingProof,
+  type PairRequest,
+  type PairResult,
+} from './pairing.js';
+
+/*
+ * A child's side of the link to its parent (DESIGN §1, §5, §8), over undici: a keep-alive agent
+ * so the rounds of one sync share a connection, and precise control of timeouts and bodies.
+ *
+ * The parent's host name is looked up by the operating system each time a connection is made;
+ * nothing here caches it, and after any failed attempt the agent is replaced, so the next attempt
+ * resolves the name (a DDNS address that moved) and connects afresh.
+ *
+ * Clinic laptops' clocks are wrong by days: requests are signed with the parent's time, as this
+ * machine's clock plus an offset learned from the parent's signed answers. A 401 that says the
+ * time was outside the window is retried once with the corrected time.
+ */
+
+/** The child's copy of its node secret, in its home (0600). */
+export const PARENT_SECRET = 'parent-secret';
+
+export function readParentSecret(home: Home): Buffer | null {
+  const hex = home.readSecret(PARENT_SECRET)?.trim();
+  return hex && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : null;
+}
+
+export function writeParentSecret(home: Home, secret: Buffer): void {
+  home.writeSecret(PARENT_SECRET, secret.toString('hex'));
+}
+
+export interface ParentClientOptions {
+  /** the parent's address, like http://district.example.org:8750 */
+  url: string;
+  /** one exchange's limit, and the longest silence of a streamed answer (default 120) */
+  timeoutSeconds?: number;
+  /** gzip the exchange's request (default true) */
+  compression?: boolean;
+  /** this node's id: who signs */
+  nodeId?: string;
+  /** the node secret shared with the parent (from pairing) */
+  secret?: Buffer | null;
+  /** the parent's node id, where known: its answers must come from it */
+  parentNodeId?: string | null;
+  /** this machine's clock (tests) */
+  now?: () => number;
+  /** the largest exchange answer read (default 32 MiB) */
+  maxResponseBytes?: number;
+}
+
+/** What GET /v1/hello tells about the parent. */
+export interface ParentHello {
+  service: 'clinicsync';
+  nodeId: string;
+  name: string;
+  incarnation: string;
+  protocol: number;
+  protocols: number[];
+}
+
+/** A signed POST's answer whose body is read as a stream (the snapshot). */
+export interface ParentResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** the body as it arrives; it fails if the parent's signature does not match at the end */
+  body: Readable;
+  bytesUp: number;
+  /** bytes of the body read so far */
+  bytesDown(): number;
+  /** settles once the body has been read to its end: rejects where the signature is wrong */
+  verified(): Promise<void>;
+  /** reads the whole body and checks the signature */
+  buffer(): Promise<Buffer>;
+}
+
+const DEFAULT_MAX_RESPONSE = 32 * 1024 * 1024;
+const SMALL_BODY = 64 * 1024;
+
+type Headers = Record<string, string | string[] | undefined>;
+
+interface BufferedAnswer {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export class ParentClient implements ParentLink {
+  readonly url: string;
+  private readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly compression: boolean;
+  private readonly now: () => number;
+  private readonly maxResponse: number;
+  private nodeId: string | null;
+  private secret: Buffer | null;
+  private parentNodeId: string | null;
+  private offsetMs = 0;
+  private agent: Agent;
+
+  constructor(opts: ParentClientOptions) {
+    let u: URL;
+    try {
+      u = new URL(opts.url);
+    } catch {
+      throw new SyncError(
+        'usage',
+        `"${opts.url}" is not an address of a main server; write it like http://district.example.org:8750.`,
+      );
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) {
+      throw new SyncError(
+        'usage',
+        `The main server's address must start with http:// or https://, like http://district.example.org:8750.`,
+      );
+    }
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    u.hash = '';
+    this.base = `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+    this.url = this.base;
+    this.timeoutMs = (opts.timeoutSeconds ?? 120) * 1000;
+    this.compression = opts.compression ?? true;
+    this.now = opts.now ?? Date.now;
+    this.maxResponse = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE;
+    this.nodeId = opts.nodeId ?? null;
+    this.secret = opts.secret ?? null;
+    this.parentNodeId = opts.parentNodeId ?? null;
+    this.agent = this.newAgent();
+  }
+
+  /** The client for a child node: its parent's address, its secret, its settings. */
+  static async forNode(node: SyncNode, opts: { now?: () => number } = {}): Promise<ParentClient> {
+    const parent = (await node.peers()).find((p) => p.relation === 'parent');
+    const url = node.settings.parent ?? parent?.url ?? null;
+    if (!parent || !url) {
+      throw new SyncError(
+        'state',
+        'This node has no parent to sync with; it is the root of its tree.',
+      );
+    }
+    const secret = readParentSecret(node.home);
+    if (!secret) {
+      throw new SyncError(
+        'state',
+        `This node holds no key for its main server at ${url}; make it again with "clinic-sync clone".`,
+      );
+    }
+    return new ParentClient({
+      url,
+      timeoutSeconds: node.settings.sync.timeoutSeconds,
+      compression: node.settings.sync.compression,
+      nodeId: node.nodeId,
+      secret,
+      parentNodeId: parent.nodeId,
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+  }
+
+  /** The parent's clock minus this machine's, as last learned from a signed answer (ms). */
+  get clockOffsetMs(): number {
+    return this.offsetMs;
+  }
+
+  /** Who the parent is; no authentication. */
+  async hello(): Promise<ParentHello> {
+    const a = await this.attempt(() =>
+      this.buffered('GET', '/v1/hello', null, {}, SMALL_BODY, this.timeoutMs),
+    );
+    if (a.status !== 200) throw this.failure(a);
+    const v = parseJson(a.body);
+    if (
+      !isRecord(v) ||
+      v.service !== 'clinicsync' ||
+      typeof v.nodeId !== 'string' ||
+      !NODE_ID.test(v.nodeId) ||
+      typeof v.name !== 'string' ||
+      typeof v.incarnation !== 'string' ||
+      typeof v.protocol !== 'number'
+    ) {
+      throw this.notClinicSync();
+    }
+    return {
+      service: 'clinicsync',
+      nodeId: v.nodeId,
+      name: v.name,
+      incarnation: v.incarnation,
+      protocol: v.protocol,
+      protocols: Array.isArray(v.protocols)
+        ? v.protocols.filter((n): n is number => typeof n === 'number')
+        : [v.protocol],
+    };
+  }
+
+  /**
+   * Presents a pairing code: on success the parent has made this node its child, and this client
+   * signs with the new secret from then on. Store the secret with writeParentSecret().
+   */
+  async pair(code: string, me: PairRequest): Promise<PairResult> {
+    const hello = await this.hello();
+    const key = await pairingKey(code, hello.nodeId);
+    const request: PairRequest = { name: me.name, nodeId: me.nodeId, incarnation: me.incarnation };
+    const body = Buffer.from(JSON.stringify(request), 'utf8');
+    const a = await this.attempt(() =>
+      this.buffered(
+        'POST',
+        '/v1/pair',
+        body,
+        { 'content-type': 'application/json', [HEADER.proof]: pairingProof(key, body) },
+        SMALL_BODY,
+        this.timeoutMs,
+      ),
+    );
+    if (a.status !== 200) throw this.failure(a);
+    const result = openPairAnswer(key, parseJson(a.body), request);
+    if (result.parent.nodeId !== hello.nodeId) {
+      throw new SyncError(
+        'protocol',
+        "The main server's answer to the pairing names another server; check its address and try again.",
+      );
+    }
+    this.nodeId = me.nodeId;
+    this.secret = result.secret;
+    this.parentNodeId = result.parent.nodeId;
+    // The answer's time is vouched for by the encryption: a first estimate of the parent's clock.
+    this.offsetMs = result.parentTime - this.now();
+    return result;
+  }
+
+  /** One exchange (ParentLink): this node's batch up, the parent's batch down, in one POST. */
+  async exchange(env: Envelope): Promise<{ reply: Envelope; bytesUp: number; bytesDown: number }> {
+    const body = encodeEnvelope(env, { gzip: this.compression });
+    const a = await this.signedBuffered('/v1/exchange', body, 'application/xml', env.from.node);
+    let reply: Envelope;
+    try {
+      reply = decodeEnvelope(a.body, { maxBytes: this.maxResponse });
+    } catch (e) {
+      const why = isSyncError(e) ? ` (${e.message.replace(/\.$/, '')})` : '';
+      throw new SyncError(
+        'protocol',
+        `The main server's answer could not be read${why}; nothing was applied.`,
+        { cause: e },
+      );
+    }
+    if (this.parentNodeId && reply.from.node !== this.parentNodeId) {
+      throw new SyncError(
+        'protocol',
+        `The answer comes from another node than this clinic's main server at ${this.url}; nothing was applied.`,
+      );
+    }
+    return { reply, bytesUp: a.bytesUp, bytesDown: a.bytesDown };
+  }
+
+  /**
+   * A signed POST to one of the parent's routes, its answer read as a stream (for the snapshot).
+   * A refusal or failure throws SyncError; a 2xx answer is returned as it starts to arrive.
+   */
+  async post(
+    path: string,
+    body: Buffer | string,
+    opts: { contentType?: string; signal?: AbortSignal } = {},
+  ): Promise<ParentResponse> {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const { nodeId, secret } = this.credentials();
+    let bytesUp = 0;
+    for (let attempt = 0; ; attempt++) {
+      const nonce = newNonce();
+      const sentAt = this.now();
+      const res = await this.attempt(() =>
+        this.dispatch(
+          'POST',
+          path,
+          bytes,
+          {
+            'content-type': opts.contentType ?? 'application/octet-stream',
+            ...requestHeaders(secret, this.parts('POST', path, nodeId, nonce, bytes)),
+          },
+          { idleMs: this.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) },
+        ),
+      );
+      bytesUp += bytes.length;
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        const small = await this.attempt(() => readCapped(res.body, SMALL_BODY));
+        const a: BufferedAnswer = {
+          status: res.statusCode,
+          headers: res.headers,
+          body: small,
+          bytesUp,
+          bytesDown: small.length,
+        };
+        const signed = this.checkAnswer(a, nonce, secret, sentAt);
+        if (this.shouldRetryTime(a, signed, attempt)) continue;
+        throw this.failure(a);
+      }
+      return this.streamed(res, nonce, secret, bytesUp, sentAt);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close().catch(() => undefined);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private newAgent(): Agent {
+    return new Agent({
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 120_000,
+      connect: { timeout: Math.min(this.timeoutMs, 60_000) },
+    });
+  }
+
+  /** After a failed attempt: drop every connection, so the next one looks the name up again. */
+  private resetAgent(): void {
+    const old = this.agent;
+    this.agent = this.newAgent();
+    void old.destroy().catch(() => undefined);
+  }
+
+  private credentials(): { nodeId: string; secret: Buffer } {
+    if (!this.nodeId || !this.secret) {
+      throw new SyncError(
+        'state',
+        'This clinic is not paired with its main server yet; pair it (clinic-sync clone) first.',
+      );
+    }
+    return { nodeId: this.nodeId, secret: this.secret };
+  }
+
+  private parts(method: string, path: string, node: string, nonce: string, body: Buffer) {
+    return {
+      method,
+      path,
+      node,
+      time: String(Math.round(this.now() + this.offsetMs)),
+      nonce,
+      bodySha256: sha256Hex(body),
+    };
+  }
+
+  /** Runs one network attempt; any failure of the network becomes the 'unreachable' sentence. */
+  private async attempt<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isSyncError(e)) throw e;
+      this.resetAgent();
+      throw new SyncError(
+        'unreachable',
+        `The main server at ${this.url} did not answer; check the connection. ClinicSync will try again.`,
+        { cause: e },
+      );
+    }
+  }
+
+  private dispatch(
+    method: 'GET' | 'POST',
+    path: string,
+    body: Buffer | null,
+    headers: Record<string, string>,
+    limits: { totalMs?: number; idleMs?: number; signal?: AbortSignal },
+  ): Promise<Dispatcher.ResponseData> {
+    const signals: AbortSignal[] = [];
+    if (limits.totalMs !== undefined) signals.push(AbortSignal.timeout(limits.totalMs));
+    if (limits.signal) signals.push(limits.signal);
+    const idle = limits.idleMs ?? this.timeoutMs;
+    return request(`${this.base}${path}`, {
+      dispatcher: this.agent,
+      method,
+      headers,
+      body: body ?? undefined,
+      headersTimeout: idle,
+      bodyTimeout: idle,
+      ...(signals.length ? { signal: AbortSignal.any(signals) } : {}),
+    });
+  }
+
+  private async buffered(
+    method: 'GET' | 'POST',
+    path: string,
+    body: Buffer | null,
+    headers: Record<string, string>,
+    maxBytes: number,
+    totalMs: number,
+  ): Promise<BufferedAnswer> {
+    const res = await this.dispatch(method, path, body, headers, { totalMs });
+    const data = await readCapped(res.body, maxBytes);
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: data,
+      bytesUp: body?.length ?? 0,
+      bytesDown: data.length,
+    };
+  }
+
+  /** A signed POST whose answer is read whole; retried once when the parent corrects the time. */
+  private async signedBuffered(
+    path: string,
+    body: Buffer,
+    contentType: string,
+    signer: string,
+  ): Promise<BufferedAnswer> {
+    const { secret } = this.credentials();
+    const nodeId = signer;
+    let bytesUp = 0;
+    let bytesDown = 0;
+    for (let attempt = 0; ; attempt++) {
+      const nonce = newNonce();
+      const sentAt = this.now();
+      const a = await this.attempt(() =>
+        this.buffered(
+          'POST',
+          path,
+          body,
+          {
+            'content-type': contentType,
+            ...requestHeaders(secret, this.parts('POST', path, nodeId, nonce, body)),
+          },
+          this.maxResponse,
+          this.timeoutMs,
+        ),
+      );
+      bytesUp += a.bytesUp;
+      bytesDown += a.bytesDown;
+      const signed = this.checkAnswer(a, nonce, secret, sentAt);
+      if (this.shouldRetryTime(a, signed, attempt)) continue;
+      if (a.status !== 200) throw this.failure(a);
+      if (!signed) throw this.forged();
+      return { ...a, bytesUp, bytesDown };
+    }
+  }
+
+  /** True where the answer is signed by the parent for this request; learns its clock then. */
+  private checkAnswer(a: BufferedAnswer, nonce: string, secret: Buffer, sentAt: number): boolean {
+    const time = headerValue(a.headers, HEADER.time);
+    if (!time || !/^[0-9]{1,16}$/.test(time)) return false;
+    const expected = signResponse(secret, {
+      status: a.status,
+      time,
+      nonce,
+      bodySha256: sha256Hex(a.body),
+    });
+    if (!sameSignature(expected, headerValue(a.headers, HEADER.signature))) return false;
+    this.learnClock(Number(time), sentAt);
+    return true;
+  }
+
+  private learnClock(parentTime: number, sentAt: number): void {
+    const receivedAt = this.now();
+    this.offsetMs = Math.round(parentTime - (sentAt + receivedAt) / 2);
+  }
+
+  private shouldRetryTime(a: BufferedAnswer, signed: boolean, attempt: number): boolean {
+    return (
+      a.status === 401 &&
+      signed &&
+      attempt === 0 &&
+      headerValue(a.headers, HEADER.refusal) === 'time'
+    );
+  }
+
+  private streamed(
+    res: Dispatcher.ResponseData,
+    nonce: string,
+    secret: Buffer,
+    bytesUp: number,
+    sentAt: number,
+  ): ParentResponse {
+    const hash = createHash('sha256');
+    let down = 0;
+    let settle: { resolve: () => void; reject: (e: Error) => void } | undefined;
+    const verified = new Promise<void>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    verified.catch(() => undefined);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (typeof v === 'string') headers[k] = v;
+      else if (Array.isArray(v)) headers[k] = v.join(', ');
+    }
+    const time = headers[HEADER.time] ?? '';
+    const forged = this.forged();
+    const learn = (t: number) => this.learnClock(t, sentAt);
+    const unreachable = () =>
+      new SyncError(
+        'unreachable',
+        `The main server at ${this.url} did not answer; check the connection. ClinicSync will try again.`,
+      );
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        down += chunk.length;
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+      flush(cb) {
+        const given = headers[HEADER.signature] ?? res.trailers[HEADER.signature];
+        const expected = signResponse(secret, {
+          status: res.statusCode,
+          time,
+          nonce,
+          bodySha256: hash.digest('hex'),
+        });
+        if (/^[0-9]{1,16}$/.test(time) && sameSignature(expected, given)) {
+          learn(Number(time));
+          settle?.resolve();
+          cb();
+        } else {
+          settle?.reject(forged);
+          cb(forged);
+        }
+      },
+    });
+    res.body.on('error', (e: Error) => {
+      const err = isSyncError(e) ? e : unreachable();
+      settle?.reject(err);
+      counted.destroy(err);
+    });
+    counted.on('error', (e: Error) => settle?.reject(e));
+    res.body.pipe(counted);
+    const read = async (): Promise<Buffer> => {
+      const chunks: Buffer[] = [];
+      for await (const c of counted as AsyncIterable<Buffer>) chunks.push(c);
+      await verified;
+      return Buffer.concat(chunks);
+    };
+    return {
+      status: res.statusCode,
+      headers,
+      body: counted,
+      bytesUp,
+      bytesDown: () => down,
+      verified: () => verified,
+      buffer: read,
+    };
+  }
+
+  private forged(): SyncError {
+    return new SyncError(
+      'protocol',
+      `The answer did not come from this clinic's main server at ${this.url} (its signature does not match); nothing was applied.`,
+    );
+  }
+
+  private notClinicSync(): SyncError {
+    return new SyncError(
+      'protocol',
+      `The address ${this.url} does not answer like a ClinicSync main server; check it.`,
+    );
+  }
+
+  /** A refusal or failure of the parent as one sentence: its own where it sent one. */
+  private failure(a: BufferedAnswer): SyncError {
+    const type = headerValue(a.headers, 'content-type') ?? '';
+    const text = a.body.toString('utf8').replace(/\s+/g, ' ').trim();
+    const sentence =
+      type.startsWith('text/plain') && text.length > 0 && text.length <= 500 ? text : null;
+    if (a.status >= 500) {
+      return new SyncError(
+        'unreachable',
+        sentence ??
+          `The main server at ${this.url} failed (HTTP ${a.status}); ClinicSync will try again.`,
+      );
+    }
+    if (!sentence && (a.status === 404 || a.status === 405)) return this.notClinicSync();
+    return new SyncError(
+      'protocol',
+      sentence ?? `The main server at ${this.url} refused the request (HTTP ${a.status}).`,
+    );
+  }
+}
+
+/** Reads a body whole, refusing more than `max` bytes. */
+async function readCapped(body: Readable, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      throw new SyncError(
+        'protocol',
+        `The main server's answer is larger than ${Math.round(max / 1024)} KiB; nothing was applied.`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function parseJson(b: Buffer): unknown {
+  try {
+    return JSON.parse(b.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
