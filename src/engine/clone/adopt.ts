@@ -21,10 +21,14 @@ export async function adoptAsChild(
   pool: Pool,
   name: string,
   parent: ParentInfo,
+  identity?: { nodeId: string; incarnation: string },
 ): Promise<{ nodeId: string; incarnation: string }> {
-  const nodeId = randomBytes(8).toString('hex');
-  const incarnation = randomBytes(4).toString('hex');
+  // Given when the parent already knows the child by them (pairing over the network).
+  const nodeId = identity?.nodeId ?? randomBytes(8).toString('hex');
+  const incarnation = identity?.incarnation ?? randomBytes(4).toString('hex');
   await inTransaction(pool, async (conn) => {
+    // A loaded clone becomes usable in this same transaction (see restore.ts).
+    await execute(conn, "DELETE FROM clinicsync_meta WHERE k = 'clone_incomplete'");
     await setMeta(conn, 'node_id', nodeId);
     await setMeta(conn, 'incarnation', incarnation);
     await setMeta(conn, 'name', name);

@@ -11,7 +11,9 @@ export type MetaKey =
   | 'seq'
   | 'hlc'
   | 'capture_paused'
-  | 'schema_shape';
+  | 'schema_shape'
+  /** present while a clone is being loaded or after one failed: the node must not be used */
+  | 'clone_incomplete';
 
 export async function getMeta(db: Queryable, key: MetaKey): Promise<string | null> {
   const rows = await queryRows(db, 'SELECT v FROM clinicsync_meta WHERE k = ?', [key]);

@@ -1,0 +1,636 @@
+import { createHash } from 'node:crypto';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type { Connection as CallbackConnection, TypeCast } from 'mysql2';
+import { openPool, queryRows, type PoolConnection } from '../db/pool.js';
+import { q } from '../db/ident.js';
+import { OWN_PREFIX } from '../db/schema.js';
+import { SyncError, isSyncError } from '../errors.js';
+import { toStored, type StoredValue } from '../capture/values.js';
+import { getMeta } from '../node/meta.js';
+import { SCHEMA_VERSION } from '../node/migrations.js';
+import type { SyncNode } from '../node/node.js';
+import type { RouteHandler, RouteOptions } from '../transport/server.js';
+
+/*
+ * A consistent snapshot of a node's database (DESIGN §1, §5 last point; issue "Nodes over HTTP",
+ * item 3): gzip of newline-delimited JSON records, one JSON object per line.
+ *
+ *   begin    what the stream is and where it comes from (format, version, parent, SQL mode)
+ *   table    one per base table, ClinicSync's own included: CREATE TABLE text; `rows` says whether
+ *            its rows follow (the parent's private tables travel as schema only)
+ *   routine  stored procedures and functions, with the SQL mode they were made under
+ *   view     CREATE VIEW text, definer left out (the loading user becomes it)
+ *   trigger  the application's triggers and ClinicSync's own, in the order they fire
+ *   rows     up to `chunkRows` rows (or about 1 MB) of one table in primary-key order; `chunk`
+ *            counts from 0 per table and `last` is the primary key of its last row, so a later
+ *            version can resume a table after a given key
+ *   count    after a table's rows: how many were sent
+ *   end      totals and the sha256 (hex) of every line before it, newline included
+ *
+ * Values are text exactly as the server renders them, null, or {"b": base64} for bytes.
+ */
+
+export const SNAPSHOT_FORMAT = 'clinicsync-snapshot';
+export const SNAPSHOT_VERSION = 1;
+
+/** The parent's own business: their schema is copied, never their rows (no secrets, no peers). */
+export const PRIVATE_TABLES: readonly string[] = [
+  'clinicsync_peer',
+  'clinicsync_peer_vv',
+  'clinicsync_pairing',
+  'clinicsync_nonce',
+  'clinicsync_exchange',
+  'clinicsync_lock_holder',
+  'clinicsync_capture',
+];
+
+/** Made first on the child, so a half-loaded database is marked as such from the start. */
+export const META_TABLE = 'clinicsync_meta';
+
+export interface BeginRecord {
+  kind: 'begin';
+  format: typeof SNAPSHOT_FORMAT;
+  version: number;
+  /** ClinicSync's schema version on the parent (clinicsync_* tables) */
+  schemaVersion: number;
+  database: string;
+  /** the parent's session SQL mode; values are read and loaded without one */
+  sqlMode: string;
+  server: string;
+  node: { nodeId: string; name: string; incarnation: string };
+  /** ISO time the snapshot was taken */
+  at: string;
+  chunkRows: number;
+}
+export interface TableRecord {
+  kind: 'table';
+  name: string;
+  ddl: string;
+  /** false for the parent's private tables: schema only */
+  rows: boolean;
+  /** the server's rough row count (information_schema), for progress only */
+  estimatedRows: number;
+}
+export interface ViewRecord {
+  kind: 'view';
+  name: string;
+  ddl: string;
+}
+export interface RoutineRecord {
+  kind: 'routine';
+  name: string;
+  type: 'PROCEDURE' | 'FUNCTION';
+  ddl: string;
+  sqlMode: string;
+}
+export interface TriggerRecord {
+  kind: 'trigger';
+  name: string;
+  table: string;
+  ddl: string;
+  sqlMode: string;
+  /** one of ClinicSync's capture triggers */
+  own: boolean;
+}
+export interface RowsRecord {
+  kind: 'rows';
+  table: string;
+  chunk: number;
+  columns: string[];
+  rows: StoredValue[][];
+  /** primary-key values of the last row, or null for a table without one */
+  last: StoredValue[] | null;
+}
+export interface CountRecord {
+  kind: 'count';
+  table: string;
+  rows: number;
+}
+export interface EndRecord {
+  kind: 'end';
+  tables: number;
+  rows: number;
+  sha256: string;
+}
+export type SnapshotRecord =
+  | BeginRecord
+  | TableRecord
+  | ViewRecord
+  | RoutineRecord
+  | TriggerRecord
+  | RowsRecord
+  | CountRecord
+  | EndRecord;
+
+export interface SnapshotOptions {
+  /** rows per `rows` record (default 1,000) */
+  chunkRows?: number;
+  /** bytes of values per `rows` record before it is cut short (default about 1 MB) */
+  chunkBytes?: number;
+  /** called after each `rows` record has been handed on (tests change the parent there) */
+  afterChunk?: (table: string, chunk: number) => Promise<void> | void;
+}
+
+export interface SnapshotSummary {
+  tables: number;
+  rows: number;
+  bytes: number;
+  ms: number;
+}
+
+const DEFAULT_CHUNK_ROWS = 1_000;
+const DEFAULT_CHUNK_BYTES = 1_000_000;
+/** Tries at a snapshot with no change left to pick up, before giving up on a busy parent. */
+const SNAPSHOT_TRIES = 25;
+
+/**
+ * Writes a gzip'd snapshot of `node`'s database to `out`. The whole stream comes from one
+ * transaction WITH CONSISTENT SNAPSHOT on a connection of its own; rows are streamed from the
+ * server with backpressure, so memory stays bounded whatever the database's size.
+ */
+export async function writeSnapshot(
+  node: SyncNode,
+  out: Writable,
+  opts: SnapshotOptions = {},
+): Promise<SnapshotSummary> {
+  const started = Date.now();
+  const totals = { tables: 0, rows: 0, bytes: 0 };
+  const lines = encodeLines(snapshotRecords(node, opts), totals);
+  await pipeline(Readable.from(lines, { highWaterMark: 2 }), createGzip(), countBytes(totals), out);
+  return { ...totals, ms: Date.now() - started };
+}
+
+/** The route a child fetches its snapshot from (a signed POST; see transport/server.ts). */
+export const SNAPSHOT_PATH = '/v1/snapshot';
+
+/**
+ * POST /v1/snapshot for the transport server: `startSyncServer({ extraRoutes: { [SNAPSHOT_PATH]:
+ * snapshotRoute() } })` or `server.route(SNAPSHOT_PATH, ...)`. The answer is the gzip'd stream,
+ * signed in a trailer by the server. Whatever stops the snapshot from starting (capture paused,
+ * a busy parent, the database) is answered with a status and its sentence; a failure once it
+ * streams cuts the stream short, and the child, missing the `end` record, refuses what it got.
+ */
+export function snapshotRoute(opts: SnapshotOptions = {}): {
+  handler: RouteHandler;
+  options: RouteOptions;
+} {
+  return {
+    options: { maxBodyBytes: 64 * 1024 },
+    handler: async (req) => {
+      parseSnapshotRequest(req.body);
+      const records = snapshotRecords(req.node, opts);
+      // The first record comes once the snapshot has begun: errors before it get a status.
+      const first = await records.next();
+      async function* all(): AsyncGenerator<SnapshotRecord> {
+        if (!first.done) yield first.value;
+        yield* records;
+      }
+      const gzip = createGzip();
+      const source = Readable.from(encodeLines(all(), { tables: 0, rows: 0 }), {
+        highWaterMark: 2,
+      });
+      pipeline(source, gzip).catch((e: unknown) => {
+        gzip.destroy(e instanceof Error ? e : new Error(String(e)));
+      });
+      const stop = () => {
+        source.destroy();
+        gzip.destroy();
+      };
+      if (req.signal.aborted) stop();
+      else req.signal.addEventListener('abort', stop, { once: true });
+      return {
+        contentType: 'application/gzip',
+        headers: { 'X-ClinicSync-Snapshot': String(SNAPSHOT_VERSION) },
+        body: gzip,
+      };
+    },
+  };
+}
+
+/** The request's body: empty, or JSON naming a format version this parent can write. */
+function parseSnapshotRequest(body: Buffer): void {
+  if (!body.length) return;
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new SyncError('protocol', 'The snapshot request is not JSON.');
+  }
+  const version = (v as { version?: unknown } | null)?.version;
+  if (version !== undefined && (typeof version !== 'number' || version < 1)) {
+    throw new SyncError('protocol', 'The snapshot request names no valid format version.');
+  }
+}
+
+/** Turns records into NDJSON lines, adding the checksum and totals to the `end` record. */
+async function* encodeLines(
+  records: AsyncIterable<SnapshotRecord>,
+  totals: { tables: number; rows: number },
+): AsyncGenerator<Buffer> {
+  const hash = createHash('sha256');
+  for await (const r of records) {
+    if (r.kind === 'end') {
+      const end: EndRecord = { ...r, sha256: hash.digest('hex') };
+      totals.tables = end.tables;
+      totals.rows = end.rows;
+      yield Buffer.from(JSON.stringify(end) + '\n', 'utf8');
+      return;
+    }
+    const line = Buffer.from(JSON.stringify(r) + '\n', 'utf8');
+    hash.update(line);
+    yield line;
+  }
+}
+
+function countBytes(totals: { bytes: number }) {
+  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      totals.bytes += chunk.length;
+      yield chunk;
+    }
+  };
+}
+
+interface ColumnInfo {
+  name: string;
+  dataType: string;
+  generated: boolean;
+}
+
+interface TableInfo {
+  name: string;
+  estimatedRows: number;
+  columns: ColumnInfo[];
+  primaryKey: string[];
+}
+
+/**
+ * The snapshot as records, in stream order. The `end` record's sha256 is filled in by the
+ * encoder. Returning early (the consumer stops) ends the transaction and frees the connection.
+ */
+export async function* snapshotRecords(
+  node: SyncNode,
+  opts: SnapshotOptions = {},
+): AsyncGenerator<SnapshotRecord> {
+  const chunkRows = Math.max(1, opts.chunkRows ?? DEFAULT_CHUNK_ROWS);
+  const chunkBytes = Math.max(1, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  if (await node.capture.isPaused()) {
+    throw new SyncError(
+      'state',
+      'Capture is paused on this node (an upgrade is under way), so it cannot be cloned now; clone it after "clinic-sync capture resume".',
+    );
+  }
+  const database = node.db.database;
+  const name = (await getMeta(node.pool, 'name')) ?? node.settings.name;
+  // A connection of its own: the snapshot's session settings never leak into the node's pool.
+  const pool = openPool(node.db, { connectionLimit: 1 });
+  let conn: PoolConnection | null = null;
+  let clean = false;
+  try {
+    conn = await pool.getConnection();
+    const [mode] = await queryRows(
+      conn,
+      'SELECT @@SESSION.sql_mode AS m, VERSION() AS v, UTC_TIMESTAMP(3) AS at',
+    );
+    // No SQL mode while reading: ANSI_QUOTES would change SHOW CREATE, PAD_CHAR_TO_FULL_LENGTH the
+    // values. A slow child pauses the row stream, so the server must not time the reads out.
+    await conn.query(
+      "SET SESSION sql_mode = '', net_write_timeout = 86400, net_read_timeout = 86400, wait_timeout = 86400",
+    );
+    await beginConsistentSnapshot(node, conn);
+
+    const tables = await readTables(conn, database);
+    yield {
+      kind: 'begin',
+      format: SNAPSHOT_FORMAT,
+      version: SNAPSHOT_VERSION,
+      schemaVersion: SCHEMA_VERSION,
+      database,
+      sqlMode: String(mode?.m ?? ''),
+      server: String(mode?.v ?? ''),
+      node: { nodeId: node.nodeId, name, incarnation: node.incarnation },
+      at: new Date(String(mode?.at ?? '').replace(' ', 'T') + 'Z').toISOString(),
+      chunkRows,
+    };
+
+    // Schema first: every table (clinicsync_meta leads), routines, views, triggers.
+    for (const t of tables) {
+      const [row] = await queryRows(conn, `SHOW CREATE TABLE ${q(t.name)}`);
+      const ddl = String(row?.['Create Table'] ?? '');
+      if (!ddl) throw new SyncError('database', `The table ${t.name} could not be read.`);
+      const carried = !PRIVATE_TABLES.includes(t.name);
+      yield {
+        kind: 'table',
+        name: t.name,
+        ddl,
+        rows: carried,
+        estimatedRows: carried ? t.estimatedRows : 0,
+      };
+    }
+    yield* routineRecords(conn, database);
+    yield* viewRecords(conn, database);
+    yield* triggerRecords(conn, database);
+
+    // Then the rows, table by table.
+    let total = 0;
+    for (const t of tables) {
+      let n = 0;
+      if (!PRIVATE_TABLES.includes(t.name)) {
+        for await (const rec of tableRows(conn, t, chunkRows, chunkBytes)) {
+          n += rec.rows.length;
+          yield rec;
+          await opts.afterChunk?.(t.name, rec.chunk);
+        }
+      }
+      total += n;
+      yield { kind: 'count', table: t.name, rows: n };
+    }
+    await conn.query('COMMIT');
+    clean = true;
+    yield { kind: 'end', tables: tables.length, rows: total, sha256: '' };
+  } catch (e) {
+    if (isSyncError(e)) throw e;
+    throw explainSnapshotError(e);
+  } finally {
+    if (conn) {
+      // Stopped mid-stream, the connection may still be receiving rows: drop it, not reuse it.
+      if (clean) conn.release();
+      else conn.destroy();
+    }
+    await pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Starts the transaction the whole snapshot is read in, at a moment when every change it can see
+ * has been picked up into the log: the copied data, row state and log then agree exactly, and
+ * what the parent picks up later reaches the child by its first exchange.
+ */
+async function beginConsistentSnapshot(node: SyncNode, conn: PoolConnection): Promise<void> {
+  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  for (let attempt = 1; ; attempt++) {
+    await node.pickup();
+    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+    const [left] = await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_capture');
+    if (Number(left?.n ?? 0) === 0) return;
+    await conn.query('ROLLBACK');
+    if (attempt >= SNAPSHOT_TRIES) {
+      throw new SyncError(
+        'state',
+        'The parent is changing too fast to take a consistent snapshot; try the clone again in a quieter moment.',
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * attempt)));
+  }
+}
+
+/** Base tables in load order: clinicsync_meta first, then by name. */
+async function readTables(conn: PoolConnection, database: string): Promise<TableInfo[]> {
+  const tableRows = await queryRows(
+    conn,
+    `SELECT TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME`,
+    [database],
+  );
+  // MariaDB's sequences and system-versioned tables: refused, rather than left out unsaid.
+  const odd = tableRows.find((r) => r.TABLE_TYPE !== 'BASE TABLE');
+  if (odd) {
+    throw new SyncError(
+      'state',
+      `The table ${String(odd.TABLE_NAME)} is a ${String(odd.TABLE_TYPE).toLowerCase()}, which a clone cannot copy yet; it would be missing on the new clinic.`,
+    );
+  }
+  const columnRows = await queryRows(
+    conn,
+    `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS
+      WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
+    [database],
+  );
+  const keyRows = await queryRows(
+    conn,
+    `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+      WHERE TABLE_SCHEMA = ? AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX`,
+    [database],
+  );
+  const tables = new Map<string, TableInfo>();
+  for (const r of tableRows) {
+    const name = String(r.TABLE_NAME);
+    tables.set(name, {
+      name,
+      estimatedRows: Number(r.TABLE_ROWS ?? 0),
+      columns: [],
+      primaryKey: [],
+    });
+  }
+  for (const c of columnRows) {
+    const extra = String(c.EXTRA ?? '').toLowerCase();
+    tables.get(String(c.TABLE_NAME))?.columns.push({
+      name: String(c.COLUMN_NAME),
+      dataType: String(c.DATA_TYPE).toLowerCase(),
+      generated: /\b(virtual|stored|persistent)\b/.test(extra),
+    });
+  }
+  for (const k of keyRows) tables.get(String(k.TABLE_NAME))?.primaryKey.push(String(k.COLUMN_NAME));
+  if (!tables.has(META_TABLE)) {
+    throw new SyncError(
+      'state',
+      `The database "${database}" is not a ClinicSync node (no ${META_TABLE}); it cannot be cloned.`,
+    );
+  }
+  const list = [...tables.values()];
+  return [tables.get(META_TABLE)!, ...list.filter((t) => t.name !== META_TABLE)];
+}
+
+const QUOTED = "`(?:[^`]|``)*`|'(?:[^']|'')*'";
+const DEFINER = new RegExp(
+  `^(\\s*CREATE(?:\\s+OR\\s+REPLACE)?(?:\\s+ALGORITHM\\s*=\\s*\\w+)?)\\s+DEFINER\\s*=\\s*(?:${QUOTED}|[^\\s@]+)(?:\\s*@\\s*(?:${QUOTED}|[^\\s]+))?(?=\\s)`,
+  'i',
+);
+
+/**
+ * Takes `DEFINER=user@host` out of the head of SHOW CREATE text, so the user who loads it becomes
+ * the definer: the parent's accounts need not exist on the child.
+ */
+export function stripDefiner(ddl: string): string {
+  return ddl.replace(DEFINER, '$1');
+}
+
+async function* routineRecords(
+  conn: PoolConnection,
+  database: string,
+): AsyncGenerator<RoutineRecord> {
+  const rows = await queryRows(
+    conn,
+    `SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES
+      WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE IN ('PROCEDURE', 'FUNCTION') ORDER BY ROUTINE_TYPE, ROUTINE_NAME`,
+    [database],
+  );
+  for (const r of rows) {
+    const name = String(r.ROUTINE_NAME);
+    const type = r.ROUTINE_TYPE === 'FUNCTION' ? 'FUNCTION' : 'PROCEDURE';
+    const [show] = await queryRows(conn, `SHOW CREATE ${type} ${q(name)}`);
+    const text = show?.[type === 'FUNCTION' ? 'Create Function' : 'Create Procedure'];
+    if (text == null) {
+      throw new SyncError(
+        'privileges',
+        `The ${type.toLowerCase()} ${name} cannot be read by this database user; grant it SELECT on mysql.proc (or SHOW_ROUTINE) so the clone can copy it.`,
+      );
+    }
+    yield {
+      kind: 'routine',
+      name,
+      type,
+      ddl: stripDefiner(String(text)),
+      sqlMode: String(show?.sql_mode ?? ''),
+    };
+  }
+}
+
+async function* viewRecords(conn: PoolConnection, database: string): AsyncGenerator<ViewRecord> {
+  const rows = await queryRows(
+    conn,
+    `SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME`,
+    [database],
+  );
+  for (const r of rows) {
+    const name = String(r.TABLE_NAME);
+    // Names in the current database come back unqualified, so the view fits any database name.
+    const [show] = await queryRows(conn, `SHOW CREATE VIEW ${q(name)}`);
+    const text = show?.['Create View'];
+    if (text == null) throw new SyncError('database', `The view ${name} could not be read.`);
+    yield { kind: 'view', name, ddl: stripDefiner(String(text)) };
+  }
+}
+
+async function* triggerRecords(
+  conn: PoolConnection,
+  database: string,
+): AsyncGenerator<TriggerRecord> {
+  // ACTION_ORDER: creating them in this order on the child makes them fire in the same order.
+  const rows = await queryRows(
+    conn,
+    `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS
+      WHERE TRIGGER_SCHEMA = ?
+      ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER, TRIGGER_NAME`,
+    [database],
+  );
+  for (const r of rows) {
+    const name = String(r.TRIGGER_NAME);
+    const [show] = await queryRows(conn, `SHOW CREATE TRIGGER ${q(name)}`);
+    const text = show?.['SQL Original Statement'];
+    if (text == null) throw new SyncError('database', `The trigger ${name} could not be read.`);
+    yield {
+      kind: 'trigger',
+      name,
+      table: String(r.EVENT_OBJECT_TABLE),
+      ddl: stripDefiner(String(text)),
+      sqlMode: String(show?.sql_mode ?? ''),
+      own: name.toLowerCase().startsWith(OWN_PREFIX),
+    };
+  }
+}
+
+/** Numbers and dates as the server's own text; bytes (geometry too) as bytes; JSON as text. */
+const typeCast: TypeCast = (field, next) => {
+  switch (field.type) {
+    case 'GEOMETRY':
+      return field.buffer();
+    case 'JSON':
+      return field.string('utf8');
+    case 'TINY':
+    case 'SHORT':
+    case 'LONG':
+    case 'INT24':
+    case 'LONGLONG':
+    case 'YEAR':
+    case 'FLOAT':
+    case 'DOUBLE':
+    case 'DECIMAL':
+    case 'NEWDECIMAL':
+      return field.string('ascii');
+    default:
+      return next();
+  }
+};
+
+/**
+ * One table's rows as `rows` records, read by one streaming SELECT in primary-key order. The
+ * driver pauses the connection while the records are not taken, so at most one chunk and the
+ * driver's small buffer are held at a time.
+ */
+async function* tableRows(
+  conn: PoolConnection,
+  t: TableInfo,
+  chunkRows: number,
+  chunkBytes: number,
+): AsyncGenerator<RowsRecord> {
+  const cols = t.columns.filter((c) => !c.generated);
+  if (!cols.length) return;
+  // MariaDB prints FLOAT with 6 digits; as a double it comes back exactly.
+  const select = cols
+    .map((c) => (c.dataType === 'float' ? `(${q(c.name)} + 0E0) AS ${q(c.name)}` : q(c.name)))
+    .join(', ');
+  const order = t.primaryKey.length ? ` ORDER BY ${t.primaryKey.map(q).join(', ')}` : '';
+  const names = cols.map((c) => c.name);
+  const keyAt = t.primaryKey.map((k) => names.indexOf(k));
+  const raw = (conn as unknown as { connection: CallbackConnection }).connection;
+  const stream = raw
+    .query({ sql: `SELECT ${select} FROM ${q(t.name)}${order}`, rowsAsArray: true, typeCast })
+    .stream({ highWaterMark: 256 });
+  let chunk = 0;
+  let rows: StoredValue[][] = [];
+  let bytes = 0;
+  const record = (): RowsRecord => {
+    const lastRow = rows[rows.length - 1]!;
+    return {
+      kind: 'rows',
+      table: t.name,
+      chunk: chunk++,
+      columns: names,
+      rows,
+      last: keyAt.length && keyAt.every((i) => i >= 0) ? keyAt.map((i) => lastRow[i]!) : null,
+    };
+  };
+  try {
+    for await (const row of stream as AsyncIterable<unknown[]>) {
+      const values = row.map(storedValue);
+      for (const v of values)
+        bytes += v === null ? 4 : typeof v === 'string' ? v.length : v.b.length;
+      rows.push(values);
+      if (rows.length >= chunkRows || bytes >= chunkBytes) {
+        const rec = record();
+        rows = [];
+        bytes = 0;
+        yield rec;
+      }
+    }
+  } finally {
+    if (!stream.destroyed) stream.destroy();
+  }
+  if (rows.length) yield record();
+}
+
+function storedValue(v: unknown): StoredValue {
+  if (v === null || v === undefined) return null;
+  if (Buffer.isBuffer(v)) return toStored(v);
+  if (typeof v === 'string') return v;
+  return String(v);
+}
+
+function explainSnapshotError(e: unknown): SyncError {
+  const err = e as { code?: string; message?: string };
+  if (err.code === 'ER_TABLE_DEF_CHANGED') {
+    return new SyncError(
+      'state',
+      "The parent's schema changed while the snapshot was taken; try the clone again.",
+      { cause: e },
+    );
+  }
+  return new SyncError(
+    'database',
+    `The snapshot of this database failed: ${err.message ?? String(e)}.`,
+    { cause: e },
+  );
+}
