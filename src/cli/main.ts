@@ -1,9 +1,14 @@
 import { Command, CommanderError } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
+import { adminUrlCommand } from './commands/admin-url.js';
 import { captureCommand } from './commands/capture.js';
+import { cloneCommand } from './commands/clone.js';
 import { configCommand } from './commands/config.js';
 import { initCommand } from './commands/init.js';
+import { pairCommand } from './commands/pair.js';
+import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
+import { syncCommand } from './commands/sync.js';
 import { uninstallCommand } from './commands/uninstall.js';
 import type { CliContext } from './context.js';
 import { EXIT, explainFailure, processIo, type CliIo } from './output.js';
@@ -26,7 +31,12 @@ export async function main(
     .addCommand(statusCommand(ctx))
     .addCommand(captureCommand(ctx))
     .addCommand(uninstallCommand(ctx))
-    .addCommand(configCommand(ctx));
+    .addCommand(configCommand(ctx))
+    .addCommand(serveCommand(ctx))
+    .addCommand(pairCommand(ctx))
+    .addCommand(syncCommand(ctx))
+    .addCommand(cloneCommand(ctx))
+    .addCommand(adminUrlCommand(ctx));
 
   // Commander's own error text (and the help it prints when a command is missing) is replaced
   // by one sentence from explainFailure; these only note which command failed.
