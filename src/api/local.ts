@@ -249,7 +249,7 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
       .map((p) => p.lastContactAt)
       .filter((t): t is string => t !== null)
       .sort();
-    const clockWarning = null;
+    const clockWarning = s.clockWarning;
     const kind = s.lastError === null ? null : m.lastErrorKind;
     return {
       ...s,

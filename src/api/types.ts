@@ -102,7 +102,7 @@ export interface ApiStatus extends NodeStatus {
   syncPausedUntil: string | null;
   /** kind of the last failure when known (see StateContext.lastErrorKind) */
   lastErrorKind: ApiErrorKind | null;
-  /** a sentence when this node's clock disagrees with its parent's; null for now */
+  /** a sentence naming the node whose clock is off and by how much, or null */
   clockWarning: string | null;
 }
 

@@ -12,6 +12,8 @@ const node = await SyncNode.open({
   home,
   lock: 'wait',
 });
+// Ready once the first pickup (schema read included) is done: kills then land in pickup steps.
+await node.pickup();
 process.stdout.write('ready\n');
 for (;;) {
   await node.pickup();

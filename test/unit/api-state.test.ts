@@ -27,6 +27,7 @@ function child(over: Partial<NodeStatus> = {}): NodeStatus {
     children: [],
     lastSuccessAt: null,
     lastError: null,
+    clockWarning: null,
     journalBytes: 0,
     capturePaused: false,
     nodeId: '0123456789abcdef',

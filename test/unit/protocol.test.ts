@@ -956,3 +956,26 @@ describe('protocol v1 size', () => {
     expect(gunzipSync(gz)).toEqual(raw);
   });
 });
+
+describe('clock fixes', () => {
+  it('carry the effective clocks of the receiver’s own changes, and refuse malformed entries', async () => {
+    const { encodeEnvelope: enc, decodeEnvelope: dec } =
+      await import('../../src/engine/protocol/xml.js');
+    const env = {
+      version: 1,
+      from: { node: 'a1b2c3d4e5f60718', incarnation: '0a1b2c3d' },
+      to: 'ffeeddccbbaa9988',
+      time: '1764151875123',
+      hlc: '115000000000000000',
+      vv: {},
+      fixes: { '17': '115000000000000001', '18': '115000000000000002' },
+      tables: [],
+      changes: [],
+      more: false,
+    };
+    expect(dec(enc(env, { gzip: true })).fixes).toEqual(env.fixes);
+    expect(dec(enc({ ...env, fixes: {} }, { gzip: false })).fixes).toBeUndefined();
+    const bad = enc(env, { gzip: false }).toString().replace('17:', 'x:');
+    expect(() => dec(Buffer.from(bad))).toThrow(/sequence:clock/);
+  });
+});

@@ -38,6 +38,7 @@ describe('settings schema', () => {
         compression: true,
         batchRecords: 200,
         batchBytes: 262144,
+        clockAheadMinutes: 10,
       },
       tables: { preset: 'all', include: [], exclude: [] },
     });
@@ -144,6 +145,7 @@ describe('config keys', () => {
       'sync.compression',
       'sync.batchRecords',
       'sync.batchBytes',
+      'sync.clockAheadMinutes',
       'tables.preset',
       'tables.include',
       'tables.exclude',

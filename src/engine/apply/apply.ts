@@ -2,6 +2,7 @@ import type { Pool, PoolConnection } from '../db/pool.js';
 import { execute, inTransaction, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { SyncError } from '../errors.js';
+import { hlcMillis, hlcNext } from '../clock/hlc.js';
 import type { Colsets } from '../capture/colsets.js';
 import { changedColumns, currentRows } from '../capture/pickup.js';
 import {
@@ -38,6 +39,13 @@ export interface ApplyContext {
   nodeId: string;
   /** tables this node applies (the others are kept in the log and passed on) */
   selected: (table: string) => boolean;
+  /**
+   * The skew guard (DESIGN §6): a change from the node that sent it (this node is its origin's
+   * parent) stamped more than `aheadMs` past `nowMs` is given an effective clock here, which every
+   * later node sees: its stamp less how far the sender's clock runs ahead (`senderAheadMs`, from
+   * the envelope's time), and never later than now, so a fast clock cannot win by being fast.
+   */
+  clock: { nowMs: number; aheadMs: number; senderAheadMs: number };
 }
 
 export interface ApplyResult {
@@ -51,6 +59,8 @@ export interface ApplyResult {
   conflicts: number;
   /** the highest clock seen in the batch */
   maxHlc: bigint;
+  /** effective clocks given to the sender's own changes, by sequence, to tell it */
+  fixes: Record<string, string>;
 }
 
 type Wait = { table: string; ident: string } | null;
@@ -102,6 +112,7 @@ async function applyIn(
     filtered: 0,
     conflicts: 0,
     maxHlc: 0n,
+    fixes: {},
   };
   const vv = new Map<string, bigint>();
   for (const r of await queryRows(conn, 'SELECT origin, seq FROM clinicsync_vv FOR UPDATE')) {
@@ -118,15 +129,28 @@ async function applyIn(
   const advanced = new Set<string>();
   const logRows: unknown[][] = [];
 
-  for (const c of env.changes) {
+  let effective = 0n;
+  const { nowMs, aheadMs, senderAheadMs } = ctx.clock;
+  for (const sent of env.changes) {
+    let c = sent;
     const seq = BigInt(c.seq);
     const have = vv.get(c.origin) ?? 0n;
+    const stampedMs = hlcMillis(BigInt(c.hlc));
+    const ahead = c.origin === fromPeer && stampedMs > nowMs + aheadMs;
     if (seq <= have) {
       result.duplicates++;
+      // a resent change judged before: the sender may not have heard the verdict
+      if (ahead) await rememberFix(conn, c, result.fixes);
       continue;
     }
     // Each origin's changes arrive in order; a gap means a lost part, resent next time.
     if (seq !== have + 1n) continue;
+    if (ahead) {
+      const shift = senderAheadMs > aheadMs ? senderAheadMs : 0;
+      effective = hlcNext(effective, Math.min(nowMs, stampedMs - shift));
+      c = { ...c, hlc: effective.toString() };
+      result.fixes[c.seq] = c.hlc;
+    }
     vv.set(c.origin, seq);
     advanced.add(c.origin);
     const hlc = BigInt(c.hlc);
@@ -193,6 +217,19 @@ async function applyIn(
     );
   }
   return result;
+}
+
+async function rememberFix(
+  conn: PoolConnection,
+  c: WireChange,
+  fixes: Record<string, string>,
+): Promise<void> {
+  const [held] = await queryRows(
+    conn,
+    'SELECT hlc FROM clinicsync_log WHERE origin = ? AND seq = ?',
+    [c.origin, c.seq],
+  );
+  if (held && String(held.hlc) !== c.hlc) fixes[c.seq] = String(held.hlc);
 }
 
 function rowId(table: string, hash: Buffer): string {

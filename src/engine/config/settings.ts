@@ -45,6 +45,9 @@ const syncSchema = z
     batchBytes: wholeNumber(1_024, 64 * 1_048_576)
       .default(262_144)
       .describe('must be a whole number of bytes from 1024 to 67108864'),
+    clockAheadMinutes: wholeNumber(1, 10_080)
+      .default(10)
+      .describe('must be a whole number of minutes from 1 to 10080'),
   })
   .strict();
 

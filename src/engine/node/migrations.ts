@@ -162,6 +162,8 @@ const STEPS: string[][] = [
        KEY exchange_peer (peer, id)
      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ],
+  // 4: how far each neighbour's clock is from this node's, for the clock warning
+  [`ALTER TABLE clinicsync_peer ADD COLUMN clock_ahead_ms BIGINT NULL`],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

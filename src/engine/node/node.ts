@@ -14,6 +14,8 @@ import type { NodeStatus } from './types.js';
 import { applyEnvelope, type ApplyResult } from '../apply/apply.js';
 import type { Envelope } from '../protocol/types.js';
 import { buildBatch } from './outgoing.js';
+import { applyClockFixes, describeOffset } from '../clock/fixes.js';
+import { hlcFromMillis } from '../clock/hlc.js';
 import { adoptAsChild, type ParentInfo } from '../clone/adopt.js';
 import { addPeer, listPeers, recordPeerVv, type Peer } from './peers.js';
 import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from './pending.js';
@@ -36,6 +38,9 @@ interface OpenOptions {
 
 /** One node: its database, its capture, and (later) its neighbours. Both hosts build this. */
 export class SyncNode {
+  /** This node's wall clock; tests set it to play a laptop whose clock is wrong. */
+  now: () => number = Date.now;
+
   private constructor(
     readonly pool: Pool,
     readonly db: DbTarget,
@@ -208,6 +213,7 @@ export class SyncNode {
           name,
           plans,
           selected,
+          now: this.now(),
         },
         peer,
         { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
@@ -235,14 +241,33 @@ export class SyncNode {
   private async incomingNow(env: Envelope, peerId: string): Promise<ApplyResult> {
     await this.pickupNow();
     const { plans, selected } = await this.engineParts();
+    // The parent's verdict on this node's clocks first, so the changes below are judged against it.
+    if (env.fixes) await applyClockFixes(this.pool, this.nodeId, env.fixes);
+    const nowMs = this.now();
+    const aheadMs = this.settings.sync.clockAheadMinutes * 60_000;
     const result = await applyEnvelope(
-      { pool: this.pool, plans, colsets: this.capture.colsets, nodeId: this.nodeId, selected },
+      {
+        pool: this.pool,
+        plans,
+        colsets: this.capture.colsets,
+        nodeId: this.nodeId,
+        selected,
+        clock: { nowMs, aheadMs, senderAheadMs: Number(env.time) - nowMs },
+      },
       env,
       peerId,
     );
     await recordPeerVv(this.pool, peerId, env.vv);
-    // A received clock moves this node's clock forward, so its later changes order after it.
-    const seen = [result.maxHlc, BigInt(env.hlc)].reduce((a, b) => (a > b ? a : b));
+    await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
+      Number(env.time) - nowMs,
+      peerId,
+    ]);
+    // A received clock moves this node's clock forward, so its later changes order after it; never
+    // past the skew bound, so one wrong laptop cannot drag the tree's clocks into the future.
+    const cap = hlcFromMillis(nowMs + aheadMs);
+    const seen = [result.maxHlc, BigInt(env.hlc)]
+      .map((h) => (h > cap ? cap : h))
+      .reduce((a, b) => (a > b ? a : b));
     await execute(
       this.pool,
       "UPDATE clinicsync_meta SET v = GREATEST(CAST(v AS UNSIGNED), CAST(? AS UNSIGNED)) WHERE k = 'hlc'",
@@ -254,7 +279,11 @@ export class SyncNode {
   /** A parent's side of one exchange: apply the child's batch, answer with one for the child. */
   async answer(env: Envelope): Promise<{ result: ApplyResult; reply: Envelope }> {
     const result = await this.incoming(env);
-    return { result, reply: await this.outgoing(env.from.node) };
+    const reply = await this.outgoing(env.from.node);
+    return {
+      result,
+      reply: Object.keys(result.fixes).length ? { ...reply, fixes: result.fixes } : reply,
+    };
   }
 
   async addPeer(p: {
@@ -314,11 +343,32 @@ export class SyncNode {
       ),
       lastSuccessAt: history.lastSuccessAt,
       lastError: history.lastError,
+      clockWarning: await this.clockWarning(peers),
       journalBytes: Number(size!.b),
       capturePaused: await this.capture.isPaused(),
       nodeId: this.nodeId,
       incarnation: this.incarnation,
     };
+  }
+
+  /** A sentence naming the node whose clock is off by more than the bound, and by how much. */
+  private async clockWarning(peers: Peer[]): Promise<string | null> {
+    const bound = this.settings.sync.clockAheadMinutes * 60_000;
+    const rows = await queryRows(
+      this.pool,
+      'SELECT node_id, clock_ahead_ms FROM clinicsync_peer WHERE clock_ahead_ms IS NOT NULL',
+    );
+    for (const r of rows) {
+      const ahead = Number(r.clock_ahead_ms);
+      if (Math.abs(ahead) <= bound) continue;
+      const peer = peers.find((p) => p.nodeId === String(r.node_id));
+      const way = (mine: boolean) => (ahead > 0 === mine ? 'behind' : 'ahead of');
+      if (peer?.relation === 'parent') {
+        return `This computer's clock is ${describeOffset(ahead)} ${way(true)} the main server's (${peer.name}); set the right date and time. Meanwhile its changes are dated by the main server's clock.`;
+      }
+      return `The clock of ${peer?.name ?? String(r.node_id)} is ${describeOffset(ahead)} ${way(false)} this server's; its changes are dated by this server's clock until it is set right.`;
+    }
+    return null;
   }
 
   async pauseCapture(): Promise<void> {

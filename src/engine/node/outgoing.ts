@@ -15,6 +15,8 @@ export interface OutgoingContext {
   plans: Map<string, TablePlan>;
   /** tables this node passes on; the others travel as skip markers */
   selected: (table: string) => boolean;
+  /** this node's wall clock, ms */
+  now: number;
 }
 
 export interface Limits {
@@ -102,7 +104,7 @@ export async function buildBatch(
     version: PROTOCOL_VERSION,
     from: { node: ctx.nodeId, incarnation: ctx.incarnation, name: ctx.name },
     to: peer,
-    time: String(Date.now()),
+    time: String(ctx.now),
     hlc: (await getMeta(ctx.db, 'hlc')) ?? '0',
     vv: vvToWire(await readVv(ctx.db, 'clinicsync_vv')),
     tables: [...tables].map(([name, fingerprint]) => ({ name, fingerprint })),

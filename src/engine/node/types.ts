@@ -27,6 +27,8 @@ export interface NodeStatus {
   children: ChildStatus[];
   lastSuccessAt: string | null;
   lastError: string | null;
+  /** null, or a sentence naming the node whose clock is off and by how much */
+  clockWarning: string | null;
   /** bytes ClinicSync's own tables take in the database */
   journalBytes: number;
   capturePaused: boolean;

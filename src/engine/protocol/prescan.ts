@@ -12,10 +12,11 @@ import { quote, refuse } from './refuse.js';
 /** Which elements may appear under which: '' is the document itself. */
 const CHILDREN = new Map<string, readonly string[]>([
   ['', ['cs']],
-  ['cs', ['o', 'vv', 't', 'r', 'x']],
+  ['cs', ['o', 'vv', 'fx', 't', 'r', 'x']],
   ['r', ['i', 'u', 'd']],
   ['o', []],
   ['vv', []],
+  ['fx', []],
   ['t', []],
   ['x', []],
   ['i', []],
@@ -102,6 +103,7 @@ export function prescan(
   let segments = 0;
   let origins = 0;
   let vvs = 0;
+  let fxs = 0;
   const tooMany = (): never => refuse(`The batch holds more than ${limits.maxChanges} changes.`);
 
   for (;;) {
@@ -203,8 +205,8 @@ export function prescan(
     } else if (name === 'r') {
       // every segment must hold a row (checked after parsing), so segments never outnumber rows
       if (++segments > limits.maxChanges) tooMany();
-    } else if (name === 'o' || name === 'vv') {
-      if (name === 'o' ? ++origins > 1 : ++vvs > 1)
+    } else if (name === 'o' || name === 'vv' || name === 'fx') {
+      if (name === 'o' ? ++origins > 1 : name === 'vv' ? ++vvs > 1 : ++fxs > 1)
         refuse(`The batch has more than one <${name}>.`);
     } else if (name === 't') {
       if (++tables > limits.maxTables)

@@ -51,6 +51,11 @@ export interface Envelope {
    * acknowledgement: the receiver stops resending what is at or below it, and drops duplicates.
    */
   vv: VersionVector;
+  /**
+   * Clock fixes for the receiver's own changes, by sequence: a parent that judged a child's change
+   * stamped too far ahead tells the child the effective clock it gave it (DESIGN §6).
+   */
+  fixes?: Record<string, string>;
   tables: WireTable[];
   changes: WireChange[];
   /** true when the sender had more to send than fit this batch */

@@ -120,6 +120,9 @@ function checkEnvelope(env: Envelope): void {
     if (!isU64(seq))
       misuse('The version vector holds a sequence that is not a 64-bit decimal number.');
   }
+  for (const [seq, hlc] of Object.entries(env.fixes ?? {})) {
+    if (!isU64(seq) || !isU64(hlc)) misuse('A clock fix is not a sequence and a clock in decimal.');
+  }
   const names = new Set<string>();
   for (const t of env.tables) {
     if (!NAME.test(t.name)) misuse(`The table name ${quote(t.name)} is not ${NAME_RULE}.`);
@@ -230,6 +233,8 @@ function envelopeXml(env: Envelope): string {
   const vv = Object.entries(env.vv);
   if (vv.length)
     out.push(`<vv>${vv.map(([node, seq]) => `${origins.get(node)}:${seq}`).join(' ')}</vv>\n`);
+  const fixes = Object.entries(env.fixes ?? {});
+  if (fixes.length) out.push(`<fx>${fixes.map(([seq, hlc]) => `${seq}:${hlc}`).join(' ')}</fx>\n`);
   for (const [tname, t] of tables) {
     const key = t.key === undefined ? '' : ` k="${t.key}"`;
     out.push(`<t n="${tname}" f="${xmlAttr(t.fingerprint)}"${key} c="${t.columns.join(' ')}"/>\n`);
@@ -532,7 +537,8 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
   let lastOrigin = 0;
   let phase = 0;
   let markerGroups = 0;
-  const PHASE: Record<string, number> = { o: 0, vv: 1, t: 2, r: 3, x: 3 };
+  const fixes: Record<string, string> = {};
+  const PHASE: Record<string, number> = { o: 0, vv: 1, fx: 1.5, t: 2, r: 3, x: 3 };
 
   // Origin, sequence and clock of one change, each relative to the previous change of its origin.
   const position = (
@@ -610,6 +616,20 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
           refuse(`The version vector refers to origin ${m[1]}, which the origin list lacks.`);
         if (Object.hasOwn(vv, node)) refuse(`The version vector names node ${node} twice.`);
         vv[node] = u64(m[2]!, 'The version vector', 'a sequence').toString();
+      }
+    } else if (kid.name === 'fx') {
+      attributes(kid, 'The clock fixes', [], []);
+      const text = textOf(kid, 'The clock fixes').trim();
+      for (const entry of text ? text.split(/\s+/) : []) {
+        const m = /^([0-9]{1,20}):([0-9]{1,20})$/.exec(entry);
+        if (!m) refuse('The clock fixes hold an entry that is not sequence:clock.');
+        if (Object.keys(fixes).length >= maxChanges)
+          refuse('The batch holds too many clock fixes.');
+        fixes[u64(m[1]!, 'The clock fixes', 'a sequence').toString()] = u64(
+          m[2]!,
+          'The clock fixes',
+          'a clock',
+        ).toString();
       }
     } else if (kid.name === 't') {
       const a = attributes(kid, 'A table declaration', ['n', 'f', 'k', 'c'], ['n', 'f', 'c']);
@@ -691,6 +711,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
     time: time.toString(),
     hlc: envHlc.toString(),
     vv,
+    ...(Object.keys(fixes).length ? { fixes } : {}),
     tables,
     changes,
     more: more === '1',
