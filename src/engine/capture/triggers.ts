@@ -74,7 +74,7 @@ export async function installedTriggers(db: Queryable): Promise<Map<string, stri
   const rows = await queryRows(
     db,
     `SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS
-      WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'clinicsync\\_%'`,
+      WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'clinicsync\\_%'`,
   );
   const out = new Map<string, string[]>();
   for (const r of rows) {

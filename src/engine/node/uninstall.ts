@@ -45,7 +45,7 @@ async function removeAll(conn: PoolConnection, db: string): Promise<UninstallRes
   const triggers = own(
     await queryRows(
       conn,
-      'SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?',
+      'SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ?',
       [db],
     ),
     'n',
