@@ -532,6 +532,8 @@ export const LOCATIONS = {
   outpatientClinic: 7,
   registrationDesk: 5,
   inpatientWard: 6,
+  butaroHealthCentre: 9,
+  rwinkwavuHealthCentre: 10,
 } as const;
 export const VISIT_TYPE_FACILITY = 1;
 export const ENCOUNTER_TYPE_VITALS = 2;
@@ -685,7 +687,9 @@ async function seedMetadata(db: Queryable): Promise<void> {
        (8, 'Amani Hospital', 2, '2013-08-02 01:46:15', NULL, 'aff27d58-a15c-49a6-9beb-d30dcfc0c66e'),
        (5, 'Registration Desk', 2, '2013-08-02 01:49:07', 8, '6351fcf4-e311-4a19-90f9-35667d99a8af'),
        (6, 'Inpatient Ward', 2, '2013-08-02 01:47:29', 8, 'b1a8b05e-3542-4037-bbd3-998ee9c40574'),
-       (7, 'Outpatient Clinic', 2, '2013-08-02 01:47:12', 8, '58c57d25-8d39-41ab-8422-108a0c277d98')`,
+       (7, 'Outpatient Clinic', 2, '2013-08-02 01:47:12', 8, '58c57d25-8d39-41ab-8422-108a0c277d98'),
+       (9, 'Butaro Health Centre', 2, '2013-08-02 01:48:20', NULL, 'c0a1b2c3-0b07-4a2e-9c1d-b47a50000009'),
+       (10, 'Rwinkwavu Health Centre', 2, '2013-08-02 01:48:41', NULL, 'c0a1b2c3-0b07-4a2e-9c1d-b47a50000010')`,
   );
   await execute(
     db,
@@ -753,6 +757,11 @@ export interface AddPatientsOptions {
   creator?: number;
   /** names to use, in order, before generated ones */
   names?: PatientName[];
+  /**
+   * the idgen sequence number of the first OpenMRS ID (default: next after the highest
+   * patient_identifier_id); each server draws from its own range, as idgen's per-site pools do
+   */
+  firstIdentifier?: number;
   /** makes names, ages and values repeatable (default: different every call) */
   seed?: number;
   /** the clock of the clinic (default now) */
@@ -808,7 +817,7 @@ export async function addPatients(pool: Pool, opts: AddPatientsOptions): Promise
       'SELECT COALESCE(MAX(patient_identifier_id), 0) AS n FROM patient_identifier',
     );
     // 810000 is "10000" in base 30: identifiers run 10000X, 10001X, … like a fresh idgen's.
-    let nextIdentifier = 810_000 + Number(last!.n);
+    let nextIdentifier = opts.firstIdentifier ?? 810_000 + Number(last!.n);
 
     const insert = async (table: OpenmrsTable, values: Record<string, unknown>) => {
       const cols = Object.keys(values);
@@ -943,7 +952,7 @@ export async function addPatients(pool: Pool, opts: AddPatientsOptions): Promise
 export async function correctName(
   pool: Pool,
   personNameId: number,
-  name: { givenName?: string; familyName?: string },
+  name: { givenName?: string; middleName?: string; familyName?: string },
   changedBy = ADMIN_USER_ID,
 ): Promise<void> {
   const sets: string[] = [];
@@ -951,6 +960,10 @@ export async function correctName(
   if (name.givenName !== undefined) {
     sets.push('given_name = ?');
     params.push(name.givenName);
+  }
+  if (name.middleName !== undefined) {
+    sets.push('middle_name = ?');
+    params.push(name.middleName);
   }
   if (name.familyName !== undefined) {
     sets.push('family_name = ?');

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import { cloneFromParent, type CloneResult } from '../engine/clone/clone.js';
 import { Home } from '../engine/config/home.js';
 import { defaultSettings } from '../engine/config/settings.js';
 import { openPool, type Pool } from '../engine/db/pool.js';
@@ -13,8 +14,8 @@ import type { DemoServer } from './server.js';
 
 /**
  * One clinic in the demo: its own throwaway database (what OpenMRS would use), the clinic's
- * application connection to it, and the ClinicSync node on it with a temporary home. The demo
- * starts with one, the root; cloned children are further sites on the same server.
+ * application connection to it, and the ClinicSync node on it with a temporary home. The parent
+ * is made with `initRoot`, each child with `cloneChild`; all live on the same database server.
  */
 export interface DemoSite {
   /** the node's name, e.g. "Amani Hospital" */
@@ -66,6 +67,29 @@ export async function initRoot(site: DemoSite): Promise<SyncNode> {
   site.home.save(settings);
   site.node = await SyncNode.init({ db: site.target, name: site.name, settings, home: site.home });
   return site.node;
+}
+
+/**
+ * Makes a child as `clinic-sync clone` would: a new empty database and home, paired with the
+ * parent's one-time code, filled from the parent's snapshot over HTTP, then one exchange.
+ */
+export async function cloneChild(
+  server: DemoServer,
+  name: string,
+  parentUrl: string,
+  code: string,
+  cleanup: Cleanup,
+): Promise<{ site: DemoSite; clone: CloneResult }> {
+  const site = await createSiteDatabase(server, name, cleanup);
+  const clone = await cloneFromParent({
+    parentUrl,
+    code,
+    db: site.target,
+    name,
+    home: site.home,
+  });
+  site.node = clone.node;
+  return { site, clone };
 }
 
 async function onServer<T>(

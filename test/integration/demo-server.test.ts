@@ -1,10 +1,13 @@
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPool, queryRows } from '../../src/engine/db/pool.js';
 import { parseDbUrl } from '../../src/engine/db/url.js';
 import { addPatients, createOpenmrsShape } from '../../src/demo/openmrsShape.js';
 import { findDemoServer, INSTALL_SENTENCE, type DemoServer } from '../../src/demo/server.js';
+import { SERVER } from '../helpers/db.js';
 
 /*
  * `npm run demo` finds its database server; the hard path is the private throwaway server it
@@ -79,4 +82,62 @@ describe('the demo database server', () => {
       /^No database server answers at 127\.0\.0\.1:1, named by CLINIC_SYNC_DEMO_DB/,
     );
   });
+});
+
+/** Issue 4, "Done when": `npm run demo` ends by printing that the nodes agree. */
+describe('npm run demo', () => {
+  const demoDatabases = async (): Promise<string[]> => {
+    const conn = await mysql.createConnection(SERVER);
+    try {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>(
+        "SHOW DATABASES LIKE 'clinicsync\\_demo\\_%'",
+      );
+      return rows.map((r) => String(Object.values(r)[0]));
+    } finally {
+      await conn.end();
+    }
+  };
+  const demoHomes = () => readdirSync(os.tmpdir()).filter((f) => f.startsWith('cs-demo-home-'));
+
+  it('clones two children, syncs edits made on all three, and ends with the nodes agreeing', async () => {
+    const dbsBefore = new Set(await demoDatabases());
+    const homesBefore = new Set(demoHomes());
+    const login = SERVER.password
+      ? `${SERVER.user}:${encodeURIComponent(SERVER.password)}`
+      : SERVER.user;
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        ['--import', 'tsx', 'src/demo/main.ts'],
+        {
+          env: {
+            PATH: process.env.PATH,
+            CLINIC_SYNC_DEMO_DB: `mysql://${login}@${SERVER.host}:${SERVER.port}`,
+          },
+          timeout: 110_000,
+        },
+        (_err, out, err) => resolve({ code: child.exitCode, stdout: out, stderr: err }),
+      );
+    });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines.filter((l) => /^Butaro|^Rwinkwavu/.test(l))).toHaveLength(2);
+    expect(
+      lines.filter((l) => / → Amani Hospital: sent \d+ changes?, received \d+, /.test(l)),
+    ).toHaveLength(4);
+    expect(stdout).toMatch(/^ {2}total +12 +12 +12$/m);
+    expect(stdout).toContain('Each of the 36 changes reached the two other nodes exactly once');
+    expect(stdout).not.toContain('NOT SO');
+    expect(lines.at(-1)).toMatch(
+      /^All three nodes agree: 16 tables, [\d,]+ rows, identical by global identity\.$/,
+    );
+    // Nothing left behind.
+    expect((await demoDatabases()).filter((d) => !dbsBefore.has(d))).toEqual([]);
+    expect(demoHomes().filter((h) => !homesBefore.has(h))).toEqual([]);
+  }, 120_000);
 });
