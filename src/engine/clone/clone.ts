@@ -179,6 +179,11 @@ export async function cloneFromParent(opts: CloneOptions): Promise<CloneResult> 
     await res.verified();
 
     report({ ...step('state'), tablesDone: loaded.tables, tablesTotal: loaded.tables });
+    // The child syncs what its parent syncs: the same preset and lists, until someone changes them.
+    if (loaded.begin.tables) {
+      settings.tables = { ...loaded.begin.tables };
+      home.save(settings);
+    }
     node = await SyncNode.adoptClone({
       db: opts.db,
       name: reg.name,

@@ -1,3 +1,4 @@
+import { tablesSchema } from '../config/settings.js';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -705,6 +706,9 @@ function checkBegin(rec: Json, parentNodeId: string | undefined): BeginRecord {
     at: str(rec.at),
     chunkRows: num(rec.chunkRows),
   };
+  // The parent's table choice, when it sent a valid one (older parents send none).
+  const tables = tablesSchema.safeParse(rec.tables);
+  if (tables.success) begin.tables = tables.data;
   if (parentNodeId !== undefined && begin.node.nodeId !== parentNodeId) {
     throw new SyncError(
       'protocol',

@@ -1,3 +1,4 @@
+import type { TableSelection } from '../capture/tableFilter.js';
 import { createHash } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -63,6 +64,8 @@ export interface BeginRecord {
   /** ISO time the snapshot was taken */
   at: string;
   chunkRows: number;
+  /** which tables the parent syncs: a child starts with the same choice */
+  tables?: TableSelection;
 }
 export interface TableRecord {
   kind: 'table';
@@ -313,6 +316,7 @@ export async function* snapshotRecords(
       node: { nodeId: node.nodeId, name, incarnation: node.incarnation },
       at: new Date(String(mode?.at ?? '').replace(' ', 'T') + 'Z').toISOString(),
       chunkRows,
+      tables: node.settings.tables,
     };
 
     // Schema first: every table (clinicsync_meta leads), routines, views, triggers.

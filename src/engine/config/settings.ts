@@ -56,7 +56,7 @@ const tableName = z
   .regex(/^[A-Za-z0-9_$]{1,64}$/)
   .describe('must be a table name');
 
-const tablesSchema = z
+export const tablesSchema = z
   .object({
     preset: z.enum(['openmrs', 'all']).default('all').describe('must be openmrs or all'),
     include: z

@@ -132,16 +132,17 @@ export class SyncNode {
   static async open(opts: OpenOptions): Promise<SyncNode> {
     const pool = await connect(opts.db);
     try {
+      // An unfinished clone first: its marker is written before any of the copied rows.
+      if (await cloneUnfinished(pool)) {
+        throw new SyncError(
+          'state',
+          `The database "${opts.db.database}" holds a clone that did not finish and cannot be used; drop it and create it again, empty, then run "clinic-sync clone" again.`,
+        );
+      }
       if (!(await isInstalled(pool))) {
         throw new SyncError(
           'state',
           `The database "${opts.db.database}" is not a ClinicSync node; run "clinic-sync init" (or clone) first.`,
-        );
-      }
-      if ((await getMeta(pool, 'clone_incomplete')) !== null) {
-        throw new SyncError(
-          'state',
-          `The database "${opts.db.database}" holds a clone that did not finish and cannot be used; drop it and create it again, empty, then run "clinic-sync clone" again.`,
         );
       }
       const mode = opts.lock ?? 'wait';
@@ -384,6 +385,14 @@ export class SyncNode {
     this.lock = null;
     await this.pool.end().catch(() => undefined);
   }
+}
+
+async function cloneUnfinished(pool: Pool): Promise<boolean> {
+  const [meta] = await queryRows(
+    pool,
+    "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'clinicsync_meta'",
+  );
+  return meta !== undefined && (await getMeta(pool, 'clone_incomplete')) !== null;
 }
 
 async function connect(db: DbTarget): Promise<Pool> {
