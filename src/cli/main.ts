@@ -4,12 +4,14 @@ import { adminUrlCommand } from './commands/admin-url.js';
 import { captureCommand } from './commands/capture.js';
 import { cloneCommand } from './commands/clone.js';
 import { configCommand } from './commands/config.js';
+import { conflictsCommand } from './commands/conflicts.js';
 import { initCommand } from './commands/init.js';
 import { pairCommand } from './commands/pair.js';
 import { serveCommand } from './commands/serve.js';
 import { statusCommand } from './commands/status.js';
 import { syncCommand } from './commands/sync.js';
 import { uninstallCommand } from './commands/uninstall.js';
+import { verifyCommand } from './commands/verify.js';
 import type { CliContext } from './context.js';
 import { EXIT, explainFailure, processIo, type CliIo } from './output.js';
 
@@ -20,6 +22,8 @@ export async function main(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   const ctx: CliContext = { io, env };
+  // A command that finished its work but has a verdict to report (verify: 4 when rows differ).
+  let verdict: number = EXIT.done;
   const program = new Command('clinic-sync')
     .description('Keeps OpenMRS MySQL/MariaDB databases in sync over poor links and USB keys.')
     .version(pkg.version, '--version', 'print the version')
@@ -36,6 +40,8 @@ export async function main(
     .addCommand(pairCommand(ctx))
     .addCommand(syncCommand(ctx))
     .addCommand(cloneCommand(ctx))
+    .addCommand(verifyCommand(ctx, (code) => (verdict = code)))
+    .addCommand(conflictsCommand(ctx))
     .addCommand(adminUrlCommand(ctx));
 
   // Commander's own error text (and the help it prints when a command is missing) is replaced
@@ -55,7 +61,7 @@ export async function main(
 
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.done;
+    return verdict;
   } catch (e) {
     if (e instanceof CommanderError && isCleanExit(e)) return EXIT.done;
     const { code, sentence } = explainFailure(e, failedIn);

@@ -69,12 +69,13 @@ export function serveCommand(ctx: CliContext): Command {
         const client = isChild ? await ParentClient.forNode(node) : null;
         // A new child copies this node from its snapshot endpoint (clone/snapshot.ts).
         const { SNAPSHOT_PATH, snapshotRoute } = await import('../../engine/clone/snapshot.js');
+        const { VERIFY_PATH, verifyRoute } = await import('../../engine/transport/verifyRoute.js');
         const server = await startSyncServer({
           node,
           host: listen.host,
           port: listen.port,
           log,
-          extraRoutes: { [SNAPSHOT_PATH]: snapshotRoute() },
+          extraRoutes: { [SNAPSHOT_PATH]: snapshotRoute(), [VERIFY_PATH]: verifyRoute() },
         });
         const { SyncPause } = await import('../../api/local.js');
         const { startAdminApi } = await import('../../api/host.js');
