@@ -13,6 +13,8 @@
 import type { Settings, SettingValue } from '../engine/config/settings.js';
 import type { ErrorKind } from '../engine/errors.js';
 import type { ChildStatus, NodeStatus } from '../engine/node/types.js';
+import type { ExchangeRecord } from '../engine/node/history.js';
+import type { SyncSummary } from '../engine/node/service.js';
 
 export type { Settings, SettingValue, ChildStatus, NodeStatus };
 
@@ -128,14 +130,7 @@ export function childContact(lastContactAt: string | null, nowMs: number): Child
 // Operations' arguments and results
 
 /** The result of syncNow: what one sync (exchanges until quiet) moved. */
-export interface SyncSummary {
-  rounds: number;
-  sent: number;
-  received: number;
-  bytesUp: number;
-  bytesDown: number;
-  ms: number;
-}
+export type { SyncSummary };
 
 /** Pause for 2, 8 or 24 hours (resumes by itself), or null: until resumed. */
 export interface PauseRequest {
@@ -185,19 +180,9 @@ export interface ApiConflict {
   at: string;
 }
 
-/** One exchange with a neighbour, newest first. */
-export interface ApiExchange {
-  /** the neighbour's node id, and its name where known */
-  peer: string;
+/** One exchange with a neighbour, newest first, with the neighbour's name where known. */
+export interface ApiExchange extends ExchangeRecord {
   peerName: string | null;
-  startedAt: string;
-  ms: number;
-  sent: number;
-  received: number;
-  bytesUp: number;
-  bytesDown: number;
-  ok: boolean;
-  error: string | null;
 }
 
 /** A received change that waits here (DESIGN §4), oldest first. */
