@@ -1,12 +1,10 @@
-import { execSync } from 'node:child_process';
-import { defaultSettings } from '../../src/engine/config/settings.js';
-import { dbUrlOf } from '../../src/engine/db/url.js';
 import type { Envelope } from '../../src/engine/protocol/types.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/engine/protocol/xml.js';
 import type { ApplyResult } from '../../src/engine/apply/apply.js';
-import { SyncNode } from '../../src/engine/node/node.js';
-import { createTestDb, SERVER, type TestDb } from './db.js';
-import { initRoot, tempHome } from './node.js';
+import type { SyncNode } from '../../src/engine/node/node.js';
+import type { TestDb } from './db.js';
+import { cloneDatabase } from './http.js';
+import { initRoot } from './node.js';
 
 /** Every envelope goes through the real XML codec, gzip on, as it would on the wire. */
 export function overTheWire(env: Envelope): Envelope {
@@ -37,42 +35,14 @@ export class Tree {
 
   /** A child made from a consistent copy of the parent's database (data and ClinicSync state). */
   async clone(parent: SyncNode, name: string): Promise<SyncNode> {
-    await parent.pickup();
-    const db = await createTestDb('cs_child');
-    const conn = `-h ${SERVER.host} -P ${SERVER.port} -u ${SERVER.user}`;
-    execSync(
-      `mariadb-dump ${conn} --single-transaction --routines --triggers --no-tablespaces --skip-comments ${parent.db.database} | mariadb ${conn} ${db.name}`,
-      {
-        env: { ...process.env, MYSQL_PWD: SERVER.password },
-        stdio: 'pipe',
-        maxBuffer: 256 * 1024 * 1024,
-      },
-    );
-    const home = tempHome();
-    const settings = defaultSettings({
-      db: dbUrlOf(db.target),
-      name,
-      role: 'child',
-      parent: 'http://parent.invalid:8750',
-    });
-    home.save(settings);
-    const parentName = (await parent.status()).name;
-    const child = await SyncNode.adoptClone({
-      db: db.target,
-      name,
-      settings,
-      home,
-      parent: { nodeId: parent.nodeId, name: parentName, incarnation: parent.incarnation },
-    });
+    const { node } = await cloneDatabase(this, parent, name);
     await parent.addPeer({
-      nodeId: child.nodeId,
+      nodeId: node.nodeId,
       name,
       relation: 'child',
-      incarnation: child.incarnation,
+      incarnation: node.incarnation,
     });
-    this.nodes.push(child);
-    this.dbs.push(db);
-    return child;
+    return node;
   }
 
   /** One exchange, child to parent and back; `loseReply` drops the answer on the way back. */
