@@ -4,7 +4,7 @@ import { q } from '../db/ident.js';
 import { writeStates, type StateUpsert } from '../capture/rowState.js';
 import { dataColumns, keySql } from '../capture/rowSql.js';
 import type { Identities } from '../identity/identities.js';
-import type { TablePlan } from '../identity/plan.js';
+import { imageIdent, type TablePlan } from '../identity/plan.js';
 import { toWire, warmRefs } from '../identity/wire.js';
 import type { ApplyContext } from './apply.js';
 
@@ -36,7 +36,7 @@ export async function refreshWholeTable(
       continue;
     }
     const wire = await toWire(ids, plan, r);
-    const ident = JSON.stringify(plan.wireColumns.map((c) => wire[c] ?? null));
+    const ident = imageIdent(plan, wire);
     images.set(k, {
       tbl: t.name,
       lkey: k,

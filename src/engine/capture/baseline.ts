@@ -2,7 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { Identities } from '../identity/identities.js';
-import type { TablePlan } from '../identity/plan.js';
+import { imageIdent, type TablePlan } from '../identity/plan.js';
 import { toWire, warmRefs } from '../identity/wire.js';
 import type { Colsets } from './colsets.js';
 import { dataColumns, hasKey, hashesSql, keySql } from './rowSql.js';
@@ -87,7 +87,7 @@ async function fillIdents(
     let ident: string;
     if (plan.identity.kind === 'image') {
       const wire = await toWire(ids, plan, r);
-      ident = JSON.stringify(plan.wireColumns.map((c) => wire[c] ?? null));
+      ident = imageIdent(plan, wire);
     } else ident = await ids.identOf(plan, r, null);
     updates.push([t.name, lkey, ident, ident]);
   }

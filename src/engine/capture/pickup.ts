@@ -5,7 +5,7 @@ import type { Schema, Table } from '../db/schema.js';
 import { hlcNext, millisFromSqlTime, type Hlc } from '../clock/hlc.js';
 import { getMetaForUpdate, setMeta } from '../node/meta.js';
 import { Identities, ihash } from '../identity/identities.js';
-import type { TablePlan } from '../identity/plan.js';
+import { imageIdent, type TablePlan } from '../identity/plan.js';
 import { toWire, warmRefs } from '../identity/wire.js';
 import type { Colsets } from './colsets.js';
 import { expandGroups } from './groups.js';
@@ -347,7 +347,7 @@ async function diffWhole(
     const was = before.get(k)?.n ?? 0;
     if (n === was) continue;
     const payload = await toWire(ids, plan, row);
-    const ident = JSON.stringify(plan.wireColumns.map((c) => payload[c] ?? null));
+    const ident = imageIdent(plan, payload);
     for (let i = was; i < n; i++) {
       out.push({
         order,

@@ -1,4 +1,5 @@
 import type { Schema, Table } from '../db/schema.js';
+import type { StoredValue } from '../capture/values.js';
 import { dataColumns } from '../capture/rowSql.js';
 
 /**
@@ -144,4 +145,9 @@ export function splitParts(ident: string, count: number): string[] | null {
     // not an identity of this table
   }
   return null;
+}
+
+/** The identity of a row of a keyless table: its whole image in wire form, columns in order. */
+export function imageIdent(plan: TablePlan, wire: Record<string, StoredValue>): string {
+  return JSON.stringify(plan.wireColumns.map((c) => wire[c] ?? null));
 }

@@ -48,9 +48,12 @@ export class SyncNode {
     readonly home: Home,
     readonly nodeId: string,
     readonly incarnation: string,
-    readonly capture: Capture,
     private lock: NodeLock | null,
-  ) {}
+  ) {
+    this.capture = new Capture(pool, db.database, nodeId, settings.tables);
+  }
+
+  readonly capture: Capture;
 
   /** Makes a database the root of a tree: privileges checked, tables made, triggers installed. */
   static async init(opts: {
@@ -87,18 +90,9 @@ export class SyncNode {
       await setMeta(pool, 'seq', '0');
       await setMeta(pool, 'hlc', '0');
       await setMeta(pool, 'capture_paused', '0');
-      const capture = new Capture(pool, opts.db.database, nodeId, opts.settings.tables);
-      await capture.install();
-      return new SyncNode(
-        pool,
-        opts.db,
-        opts.settings,
-        opts.home,
-        nodeId,
-        incarnation,
-        capture,
-        lock,
-      );
+      const node = new SyncNode(pool, opts.db, opts.settings, opts.home, nodeId, incarnation, lock);
+      await node.capture.install();
+      return node;
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw isSyncError(e) ? e : explainDbError(e, opts.db);
@@ -153,17 +147,7 @@ export class SyncNode {
       await migrate(pool);
       const nodeId = (await getMeta(pool, 'node_id'))!;
       const incarnation = (await getMeta(pool, 'incarnation'))!;
-      const capture = new Capture(pool, opts.db.database, nodeId, opts.settings.tables);
-      return new SyncNode(
-        pool,
-        opts.db,
-        opts.settings,
-        opts.home,
-        nodeId,
-        incarnation,
-        capture,
-        lock,
-      );
+      return new SyncNode(pool, opts.db, opts.settings, opts.home, nodeId, incarnation, lock);
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw isSyncError(e) ? e : explainDbError(e, opts.db);

@@ -4,9 +4,8 @@ import { queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { dataColumns, keySql } from '../capture/rowSql.js';
 import { Identities } from '../identity/identities.js';
-import type { TablePlan } from '../identity/plan.js';
 import { toWire, warmRefs } from '../identity/wire.js';
-import { planSchema } from '../identity/plan.js';
+import { imageIdent, planSchema, type TablePlan } from '../identity/plan.js';
 import { introspect } from '../db/schema.js';
 import { syncedTables, type TableSelection } from '../capture/tableFilter.js';
 import { SyncError } from '../errors.js';
@@ -61,7 +60,7 @@ export async function rowDigests(
     const wire = await toWire(ids, plan, r);
     const ident =
       plan.identity.kind === 'image'
-        ? JSON.stringify(plan.wireColumns.map((c) => wire[c] ?? null))
+        ? imageIdent(plan, wire)
         : await ids.identOf(plan, r, recorded.get(String(r.__k)) ?? null);
     // a keyless table may hold the same image twice: the copies add up
     sums.set(ident, ((sums.get(ident) ?? 0n) + rowHash(ident, wire, columns)) % MOD);
