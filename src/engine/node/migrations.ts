@@ -164,6 +164,9 @@ const STEPS: string[][] = [
   ],
   // 4: how far each neighbour's clock is from this node's, for the clock warning
   [`ALTER TABLE clinicsync_peer ADD COLUMN clock_ahead_ms BIGINT NULL`],
+  // 5: what an update was made upon (the copy's creation clock, the clocks of the values it
+  // replaced), so a delete beats updates to the old copy and concurrent overwrites are logged
+  [`ALTER TABLE clinicsync_log ADD COLUMN basis TEXT CHARACTER SET ascii NULL`],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;
