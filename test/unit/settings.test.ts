@@ -34,13 +34,24 @@ describe('settings schema', () => {
       sync: {
         intervalSeconds: 600,
         timeoutSeconds: 120,
+        maxTimeoutSeconds: 3600,
         retries: 5,
+        retryDelaySeconds: 15,
+        retryMaxDelaySeconds: 600,
         compression: true,
         batchRecords: 200,
         batchBytes: 262144,
         clockAheadMinutes: 10,
       },
       tables: { preset: 'all', include: [], exclude: [] },
+      server: { https: false },
+      storage: {
+        minFreeMegabytes: 500,
+        childSilentDays: 90,
+        journalKeepHours: 24,
+        logMaxBytes: 5242880,
+        logFiles: 5,
+      },
     });
   });
 
@@ -141,7 +152,10 @@ describe('config keys', () => {
       'parent',
       'sync.intervalSeconds',
       'sync.timeoutSeconds',
+      'sync.maxTimeoutSeconds',
       'sync.retries',
+      'sync.retryDelaySeconds',
+      'sync.retryMaxDelaySeconds',
       'sync.compression',
       'sync.batchRecords',
       'sync.batchBytes',
@@ -149,6 +163,12 @@ describe('config keys', () => {
       'tables.preset',
       'tables.include',
       'tables.exclude',
+      'server.https',
+      'storage.minFreeMegabytes',
+      'storage.childSilentDays',
+      'storage.journalKeepHours',
+      'storage.logMaxBytes',
+      'storage.logFiles',
     ]);
     expect(settableKeys()).toEqual(
       leafKeys().filter((k) => !/^(settingsVersion|name|role|parent)$/.test(k)),

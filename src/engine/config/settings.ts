@@ -37,7 +37,18 @@ const syncSchema = z
     timeoutSeconds: wholeNumber(5, 3_600)
       .default(120)
       .describe('must be a whole number of seconds from 5 to 3600'),
+    // One exchange gets timeoutSeconds plus the time its bytes need at the measured link speed,
+    // at most this long; a batch that cannot make it in time is made smaller.
+    maxTimeoutSeconds: wholeNumber(5, 86_400)
+      .default(3_600)
+      .describe('must be a whole number of seconds from 5 to 86400'),
     retries: wholeNumber(0, 100).default(5).describe('must be a whole number from 0 to 100'),
+    retryDelaySeconds: wholeNumber(1, 3_600)
+      .default(15)
+      .describe('must be a whole number of seconds from 1 to 3600'),
+    retryMaxDelaySeconds: wholeNumber(1, 86_400)
+      .default(600)
+      .describe('must be a whole number of seconds from 1 to 86400'),
     compression: z.boolean().default(true).describe('must be true or false'),
     batchRecords: wholeNumber(1, 100_000)
       .default(200)
@@ -70,6 +81,30 @@ export const tablesSchema = z
   })
   .strict();
 
+export const serverSchema = z
+  .object({
+    https: z.boolean().default(false).describe('must be true or false'),
+  })
+  .strict();
+
+export const storageSchema = z
+  .object({
+    minFreeMegabytes: wholeNumber(0, 10_000_000)
+      .default(500)
+      .describe('must be a whole number of megabytes from 0 to 10000000'),
+    childSilentDays: wholeNumber(1, 3_650)
+      .default(90)
+      .describe('must be a whole number of days from 1 to 3650'),
+    journalKeepHours: wholeNumber(0, 8_760)
+      .default(24)
+      .describe('must be a whole number of hours from 0 to 8760'),
+    logMaxBytes: wholeNumber(65_536, 1_073_741_824)
+      .default(5_242_880)
+      .describe('must be a whole number of bytes from 65536 to 1073741824'),
+    logFiles: wholeNumber(1, 100).default(5).describe('must be a whole number from 1 to 100'),
+  })
+  .strict();
+
 export const settingsSchema = z
   .object({
     settingsVersion: z
@@ -99,6 +134,8 @@ export const settingsSchema = z
       ),
     sync: syncSchema.prefault({}).describe('must be a group of sync settings'),
     tables: tablesSchema.prefault({}).describe('must be a group of table settings'),
+    server: serverSchema.prefault({}).describe('must be a group of server settings'),
+    storage: storageSchema.prefault({}).describe('must be a group of storage settings'),
   })
   .strict()
   .refine((s) => (s.role === 'root') === (s.parent === null), {
@@ -181,7 +218,7 @@ export function leafKeys(): string[] {
 
 /** The keys `config set` accepts; name, role and parent belong to init and clone. */
 export function settableKeys(): string[] {
-  return leafKeys().filter((k) => k === 'db' || k.startsWith('sync.') || k.startsWith('tables.'));
+  return leafKeys().filter((k) => k === 'db' || /^(sync|tables|server|storage)\./.test(k));
 }
 
 export type SettingValue = string | number | boolean | string[] | null;
