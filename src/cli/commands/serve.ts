@@ -138,7 +138,7 @@ function stopSignal(): Promise<void> {
  * A child's schedule: a sync at start, then one every interval after the last one ended. A failed
  * sync is logged and the next slot comes as usual; it never stops for good.
  */
-function startSchedule(
+export function startSchedule(
   service: NodeService,
   pause: Pause,
   intervalMs: number,
@@ -194,7 +194,7 @@ function startSchedule(
   };
 }
 
-function writeServeFile(home: Home, file: string, info: ServeFile): void {
+export function writeServeFile(home: Home, file: string, info: ServeFile): void {
   fs.mkdirSync(home.dir, { recursive: true, mode: 0o700 });
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   fs.writeFileSync(temp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
@@ -202,7 +202,7 @@ function writeServeFile(home: Home, file: string, info: ServeFile): void {
 }
 
 /** Removes serve.json if it is still this process's (a later serve may have replaced it). */
-function removeServeFile(file: string): void {
+export function removeServeFile(file: string): void {
   try {
     const info = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: unknown };
     if (info.pid === process.pid) fs.rmSync(file, { force: true });
