@@ -5,6 +5,8 @@ import { captureCommand } from './commands/capture.js';
 import { cloneCommand } from './commands/clone.js';
 import { configCommand } from './commands/config.js';
 import { conflictsCommand } from './commands/conflicts.js';
+import { exportCommand } from './commands/export.js';
+import { importCommand } from './commands/import.js';
 import { initCommand } from './commands/init.js';
 import { pairCommand } from './commands/pair.js';
 import { serveCommand } from './commands/serve.js';
@@ -42,6 +44,8 @@ export async function main(
     .addCommand(cloneCommand(ctx))
     .addCommand(verifyCommand(ctx, (code) => (verdict = code)))
     .addCommand(conflictsCommand(ctx))
+    .addCommand(exportCommand(ctx))
+    .addCommand(importCommand(ctx))
     .addCommand(adminUrlCommand(ctx));
 
   // Commander's own error text (and the help it prints when a command is missing) is replaced
