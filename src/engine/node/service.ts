@@ -1,13 +1,34 @@
 import { EventEmitter } from 'node:events';
+import { explainDbError, queryRows } from '../db/pool.js';
 import { SyncError, isSyncError } from '../errors.js';
 import type { Envelope } from '../protocol/types.js';
+import { dbTrouble, withDbRetry } from './dbRetry.js';
+import { diskGuardOf } from './disk.js';
 import { recordExchange } from './history.js';
 import type { SyncNode } from './node.js';
+import type { Limits } from './outgoing.js';
+import { LinkPace, linkFailureOf } from './pace.js';
 import type { NodeStatus } from './types.js';
+
+/** What one exchange may take: its time budget, and how much the parent may answer with. */
+export interface ExchangeOptions {
+  /** the time allowed for the whole round trip, given the request's size in bytes */
+  timeoutMs?: (requestBytes: number) => number;
+  /** the most the parent's batch for this node may hold (the parent's own limits still apply) */
+  replyLimits?: Limits;
+}
 
 /** How a child reaches its parent: one round trip carrying both directions (DESIGN §5). */
 export interface ParentLink {
-  exchange(env: Envelope): Promise<{ reply: Envelope; bytesUp: number; bytesDown: number }>;
+  exchange(
+    env: Envelope,
+    opts?: ExchangeOptions,
+  ): Promise<{ reply: Envelope; bytesUp: number; bytesDown: number }>;
+  /**
+   * Drops kept-alive connections, so the next exchange connects afresh and looks the parent's
+   * name up again (a DDNS address that moved); called once at the start of every sync.
+   */
+  fresh?(): void;
 }
 
 export interface SyncSummary {
@@ -33,11 +54,21 @@ export type EngineEvent =
 export class NodeService {
   private readonly events = new EventEmitter();
   private running: Promise<SyncSummary> | null = null;
+  private pace: LinkPace | null = null;
 
   constructor(
     readonly node: SyncNode,
     private readonly link: ParentLink | null,
   ) {}
+
+  /** The link's measured speed and current batch size, seeded from the exchange history. */
+  private async linkPace(): Promise<LinkPace> {
+    if (!this.pace) {
+      const settings = () => this.node.settings.sync;
+      this.pace = new LinkPace(settings, await measuredSpeed(this.node).catch(() => null));
+    }
+    return this.pace;
+  }
 
   on(listener: (e: EngineEvent) => void): () => void {
     this.events.on('event', listener);
@@ -61,14 +92,10 @@ export class NodeService {
   }
 
   private async syncUntilQuiet(): Promise<SyncSummary> {
+    const node = this.node;
     const link = this.link;
-    const parent = (await this.node.peers()).find((p) => p.relation === 'parent');
-    if (!link || !parent)
-      throw new SyncError(
-        'state',
-        'This node has no parent to sync with; it is the root of its tree.',
-      );
-    this.emit({ type: 'sync-started' });
+    const retry = <T>(fn: () => Promise<T>) => withDbRetry(fn, { db: node.db });
+    let parentId: string | null = null;
     const summary: SyncSummary = {
       rounds: 0,
       sent: 0,
@@ -78,51 +105,105 @@ export class NodeService {
       ms: 0,
     };
     const started = Date.now();
+    let sentNow = 0;
     try {
+      const parent = (await retry(() => node.peers())).find((p) => p.relation === 'parent');
+      if (!link || !parent)
+        throw new SyncError(
+          'state',
+          'This node has no parent to sync with; it is the root of its tree.',
+        );
+      parentId = parent.nodeId;
+      this.emit({ type: 'sync-started' });
+      // Below the free-disk threshold nothing received may be applied, so nothing is exchanged.
+      const disk = await diskGuardOf(node).check();
+      if (disk.stop) throw new SyncError('state', disk.stop);
+      const pace = await this.linkPace();
+      link.fresh?.();
       for (;;) {
         const t0 = Date.now();
-        const env = await this.node.outgoing(parent.nodeId);
-        const { reply, bytesUp, bytesDown } = await link.exchange(env);
-        await this.node.incoming(reply);
+        const limits = pace.limits();
+        const env = await retry(() => node.outgoing(parent.nodeId, limits));
+        sentNow = env.changes.length;
+        const { reply, bytesUp, bytesDown } = await link.exchange(env, {
+          replyLimits: limits,
+          timeoutMs: (requestBytes) => pace.timeoutMs(requestBytes, limits.bytes),
+        });
+        await retry(() => node.incoming(reply));
+        const ms = Date.now() - t0;
+        pace.succeeded(bytesUp + bytesDown, ms);
         summary.rounds++;
         summary.sent += env.changes.length;
         summary.received += reply.changes.length;
         summary.bytesUp += bytesUp;
         summary.bytesDown += bytesDown;
-        await recordExchange(this.node.pool, {
-          peer: parent.nodeId,
-          startedAt: new Date(t0).toISOString(),
-          ms: Date.now() - t0,
-          sent: env.changes.length,
-          received: reply.changes.length,
-          bytesUp,
-          bytesDown,
-          ok: true,
-          error: null,
-        });
+        await retry(() =>
+          recordExchange(node.pool, {
+            peer: parent.nodeId,
+            startedAt: new Date(t0).toISOString(),
+            ms,
+            sent: env.changes.length,
+            received: reply.changes.length,
+            bytesUp,
+            bytesDown,
+            ok: true,
+            error: null,
+          }),
+        );
+        sentNow = 0;
         if (!env.changes.length && !reply.changes.length && !env.more && !reply.more) break;
         if (summary.rounds > 100_000)
           throw new SyncError('state', 'The exchange did not settle; it will be tried again.');
       }
       summary.ms = Date.now() - started;
       this.emit({ type: 'sync-finished', summary });
-      this.emit({ type: 'status', status: await this.node.status() });
+      this.emit({ type: 'status', status: await node.status() });
       return summary;
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      await recordExchange(this.node.pool, {
-        peer: parent.nodeId,
-        startedAt: new Date(started).toISOString(),
-        ms: Date.now() - started,
-        sent: 0,
-        received: 0,
-        bytesUp: 0,
-        bytesDown: 0,
-        ok: false,
-        error: message,
-      }).catch(() => undefined);
-      this.emit({ type: 'sync-failed', message, kind: isSyncError(e) ? e.kind : 'unknown' });
+    } catch (raw) {
+      const e = this.explain(raw);
+      // A batch that did not make it in time, or whose connection was cut, is made smaller.
+      const failure = linkFailureOf(e);
+      if (failure === 'timeout' || failure === 'cut') this.pace?.shrink();
+      if (parentId !== null) {
+        await recordExchange(node.pool, {
+          peer: parentId,
+          startedAt: new Date(started).toISOString(),
+          ms: Date.now() - started,
+          sent: sentNow,
+          received: 0,
+          bytesUp: 0,
+          bytesDown: 0,
+          ok: false,
+          error: e.message,
+        }).catch(() => undefined);
+      }
+      this.emit({ type: 'sync-failed', message: e.message, kind: e.kind });
       throw e;
     }
   }
+
+  /** Any failure as a SyncError with one sentence: a driver error is explained, never raw. */
+  private explain(e: unknown): SyncError {
+    if (isSyncError(e)) return e;
+    if (dbTrouble(e) !== null || (e as { sqlMessage?: unknown }).sqlMessage !== undefined)
+      return explainDbError(e, this.node.db);
+    return new SyncError(
+      'state',
+      `The sync stopped on an unexpected error (${e instanceof Error ? e.name : typeof e}); it will be tried again.`,
+      { cause: e },
+    );
+  }
+}
+
+/** Bytes per second over the recent exchanges that moved enough bytes to tell, or null. */
+async function measuredSpeed(node: SyncNode): Promise<number | null> {
+  const [r] = await queryRows(
+    node.pool,
+    `SELECT SUM(b) AS bytes, SUM(ms) AS ms FROM (
+       SELECT bytes_up + bytes_down AS b, ms FROM clinicsync_exchange
+        WHERE ok = 1 AND bytes_up + bytes_down >= 1024 AND ms > 0 ORDER BY id DESC LIMIT 20) recent`,
+  );
+  const bytes = Number(r?.bytes ?? 0);
+  const ms = Number(r?.ms ?? 0);
+  return bytes > 0 && ms > 0 ? (bytes * 1000) / ms : null;
 }

@@ -25,6 +25,11 @@ export const HEADER = {
   refusal: 'x-clinicsync-refusal',
   /** on POST /v1/pair: HMAC of the body under the key derived from the pairing code */
   proof: 'x-clinicsync-proof',
+  /**
+   * on POST /v1/exchange: the most the child wants back, `records=N, bytes=M` (a slow link's
+   * smaller batches). Unsigned: changing it can only make the answer smaller or the parent's own.
+   */
+  batch: 'x-clinicsync-batch',
 } as const;
 
 /** How far a request's time may be from the parent's clock. */

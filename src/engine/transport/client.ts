@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import type { LookupFunction } from 'node:net';
 import { Readable, Transform } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { TLSSocket } from 'node:tls';
+import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type { Home } from '../config/home.js';
 import { SyncError, isSyncError } from '../errors.js';
 import type { SyncNode } from '../node/node.js';
-import type { ParentLink } from '../node/service.js';
+import { LinkError, type LinkFailure } from '../node/pace.js';
+import type { ExchangeOptions, ParentLink } from '../node/service.js';
 import type { Envelope } from '../protocol/types.js';
 import { decodeEnvelope, encodeEnvelope } from '../protocol/xml.js';
 import {
@@ -17,6 +20,7 @@ import {
   sha256Hex,
   signResponse,
 } from './auth.js';
+import { fingerprintOf, readParentFingerprint, writeParentFingerprint } from './tls.js';
 import {
   openPairAnswer,
   pairingKey,
@@ -30,8 +34,14 @@ import {
  * so the rounds of one sync share a connection, and precise control of timeouts and bodies.
  *
  * The parent's host name is looked up by the operating system each time a connection is made;
- * nothing here caches it, and after any failed attempt the agent is replaced, so the next attempt
- * resolves the name (a DDNS address that moved) and connects afresh.
+ * nothing here caches it. Every sync starts with fresh connections (fresh()), and after any failed
+ * attempt the agent is replaced, so each attempt resolves the name (a DDNS address that moved)
+ * and connects afresh; the rounds of one sync share a kept-alive connection.
+ *
+ * Over HTTPS the parent's self-signed certificate is trusted by its fingerprint (tls.ts), checked
+ * on every new connection before a byte of the request is sent. The TLS session is kept across
+ * connections and attempts, so a reconnect on a slow link resumes it instead of paying for a
+ * full handshake.
  *
  * Clinic laptops' clocks are wrong by days: requests are signed with the parent's time, as this
  * machine's clock plus an offset learned from the parent's signed answers. A 401 that says the
@@ -67,6 +77,14 @@ export interface ParentClientOptions {
   now?: () => number;
   /** the largest exchange answer read (default 32 MiB) */
   maxResponseBytes?: number;
+  /**
+   * Over HTTPS: the parent's certificate fingerprint to trust ("SHA256:…"), or null to trust the
+   * one it presents first (then reported to onFirstContact, which should keep it).
+   */
+  fingerprint?: string | null;
+  onFirstContact?: (fingerprint: string) => void;
+  /** how host names are looked up (tests; default the operating system's, every connection) */
+  lookup?: LookupFunction;
 }
 
 /** What GET /v1/hello tells about the parent. */
@@ -119,6 +137,11 @@ export class ParentClient implements ParentLink {
   private parentNodeId: string | null;
   private offsetMs = 0;
   private agent: Agent;
+  private pin: string | null;
+  private seen: string | null = null;
+  private readonly onFirstContact: ((fingerprint: string) => void) | undefined;
+  private readonly lookup: LookupFunction | undefined;
+  private tlsSession: Buffer | null = null;
 
   constructor(opts: ParentClientOptions) {
     let u: URL;
@@ -149,6 +172,9 @@ export class ParentClient implements ParentLink {
     this.nodeId = opts.nodeId ?? null;
     this.secret = opts.secret ?? null;
     this.parentNodeId = opts.parentNodeId ?? null;
+    this.pin = opts.fingerprint ?? null;
+    this.onFirstContact = opts.onFirstContact;
+    this.lookup = opts.lookup;
     this.agent = this.newAgent();
   }
 
@@ -176,8 +202,21 @@ export class ParentClient implements ParentLink {
       nodeId: node.nodeId,
       secret,
       parentNodeId: parent.nodeId,
+      // A child made over plain HTTP and moved to HTTPS trusts the certificate it meets first.
+      fingerprint: readParentFingerprint(node.home),
+      onFirstContact: (fp) => writeParentFingerprint(node.home, fp),
       ...(opts.now ? { now: opts.now } : {}),
     });
+  }
+
+  /** The parent certificate's fingerprint this client met or trusts (HTTPS), else null. */
+  get fingerprint(): string | null {
+    return this.seen ?? this.pin;
+  }
+
+  /** Drops every kept-alive connection: the next request looks the name up and connects anew. */
+  fresh(): void {
+    this.resetAgent();
   }
 
   /** The parent's clock minus this machine's, as last learned from a signed answer (ms). */
@@ -250,10 +289,28 @@ export class ParentClient implements ParentLink {
     return result;
   }
 
-  /** One exchange (ParentLink): this node's batch up, the parent's batch down, in one POST. */
-  async exchange(env: Envelope): Promise<{ reply: Envelope; bytesUp: number; bytesDown: number }> {
+  /**
+   * One exchange (ParentLink): this node's batch up, the parent's batch down, in one POST, within
+   * the time `opts.timeoutMs` allows for it; the parent is asked to answer with no more than
+   * `opts.replyLimits` (header X-ClinicSync-Batch).
+   */
+  async exchange(
+    env: Envelope,
+    opts: ExchangeOptions = {},
+  ): Promise<{ reply: Envelope; bytesUp: number; bytesDown: number }> {
     const body = encodeEnvelope(env, { gzip: this.compression });
-    const a = await this.signedBuffered('/v1/exchange', body, 'application/xml', env.from.node);
+    const totalMs = opts.timeoutMs ? opts.timeoutMs(body.length) : this.timeoutMs;
+    const extra: Record<string, string> = opts.replyLimits
+      ? { [HEADER.batch]: `records=${opts.replyLimits.records}, bytes=${opts.replyLimits.bytes}` }
+      : {};
+    const a = await this.signedBuffered(
+      '/v1/exchange',
+      body,
+      'application/xml',
+      env.from.node,
+      totalMs,
+      extra,
+    );
     let reply: Envelope;
     try {
       reply = decodeEnvelope(a.body, { maxBytes: this.maxResponse });
@@ -329,8 +386,73 @@ export class ParentClient implements ParentLink {
     return new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
-      connect: { timeout: Math.min(this.timeoutMs, 60_000) },
+      // A request on a slow link takes seconds to reach the parent: stop reusing a connection
+      // well before the parent's keep-alive ends, or both close it at once and the request is lost.
+      keepAliveTimeoutThreshold: 10_000,
+      connect: this.connector(),
     });
+  }
+
+  /**
+   * Connects as undici would, then (HTTPS) checks the parent's certificate against the trusted
+   * fingerprint before the connection is used, and keeps the TLS session for the next connection.
+   */
+  private connector(): buildConnector.connector {
+    const base = buildConnector({
+      // Trust comes from the pinned fingerprint, not from an authority: checked just below.
+      rejectUnauthorized: false,
+      timeout: Math.min(this.timeoutMs, 60_000),
+      maxCachedSessions: 0,
+      ...(this.tlsSession ? { session: this.tlsSession } : {}),
+      ...(this.lookup ? { lookup: this.lookup } : {}),
+    });
+    return (options, callback) => {
+      base(options, (err, socket) => {
+        if (err || !socket) {
+          callback(err ?? new Error('no connection'), null);
+          return;
+        }
+        if (!(socket instanceof TLSSocket)) {
+          callback(null, socket);
+          return;
+        }
+        const refusal = this.checkCertificate(socket);
+        if (refusal) {
+          socket.destroy();
+          callback(refusal, null);
+          return;
+        }
+        const s = socket.getSession();
+        if (s) this.tlsSession = s;
+        socket.on('session', (ticket: Buffer) => {
+          this.tlsSession = ticket;
+        });
+        callback(null, socket);
+      });
+    };
+  }
+
+  /** Null where the parent's certificate is the trusted one (or the first one met), else why not. */
+  private checkCertificate(socket: TLSSocket): SyncError | null {
+    const cert = socket.getPeerCertificate();
+    if (!cert?.raw) {
+      return new SyncError(
+        'protocol',
+        `The main server at ${this.url} presented no certificate; nothing was sent.`,
+      );
+    }
+    const fp = fingerprintOf(cert.raw);
+    this.seen = fp;
+    if (this.pin === null) {
+      this.pin = fp;
+      this.onFirstContact?.(fp);
+      return null;
+    }
+    if (fp === this.pin) return null;
+    return new SyncError(
+      'protocol',
+      `The main server at ${this.url} presented a different certificate (${fp}) from the one this clinic trusts (${this.pin}), so nothing was sent: someone may be in between. If its certificate was really replaced, check the new fingerprint with "clinic-sync pair" there, then trust it here by removing the file secrets/parent-fingerprint from this clinic's ClinicSync folder.`,
+    );
   }
 
   /** After a failed attempt: drop every connection, so the next one looks the name up again. */
@@ -361,16 +483,25 @@ export class ParentClient implements ParentLink {
     };
   }
 
-  /** Runs one network attempt; any failure of the network becomes the 'unreachable' sentence. */
+  /**
+   * Runs one network attempt; any failure of the network becomes the 'unreachable' sentence, a
+   * LinkError telling where it failed (the schedule and the batch size act on it).
+   */
   private async attempt<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (isSyncError(e)) throw e;
+      const ours = syncErrorWithin(e);
+      if (ours) throw ours;
       this.resetAgent();
-      throw new SyncError(
-        'unreachable',
-        `The main server at ${this.url} did not answer; check the connection. ClinicSync will try again.`,
+      const failure = linkFailure(e);
+      throw new LinkError(
+        failure,
+        failure === 'timeout'
+          ? `The main server at ${this.url} did not answer in time; the link is slow or stalled. ClinicSync will try again with less at once.`
+          : failure === 'cut'
+            ? `The connection to the main server at ${this.url} broke off midway; ClinicSync will try again.`
+            : `The main server at ${this.url} did not answer; check the connection. ClinicSync will try again.`,
         { cause: e },
       );
     }
@@ -392,7 +523,9 @@ export class ParentClient implements ParentLink {
       method,
       headers,
       body: body ?? undefined,
-      headersTimeout: idle,
+      // The answer's headers come only once the request has crawled up the link and the parent
+      // has applied it: that wait is bounded by the whole exchange's time, not by silence.
+      headersTimeout: Math.max(idle, limits.totalMs ?? 0),
       bodyTimeout: idle,
       ...(signals.length ? { signal: AbortSignal.any(signals) } : {}),
     });
@@ -423,6 +556,8 @@ export class ParentClient implements ParentLink {
     body: Buffer,
     contentType: string,
     signer: string,
+    totalMs = this.timeoutMs,
+    extraHeaders: Record<string, string> = {},
   ): Promise<BufferedAnswer> {
     const { secret } = this.credentials();
     const nodeId = signer;
@@ -438,10 +573,11 @@ export class ParentClient implements ParentLink {
           body,
           {
             'content-type': contentType,
+            ...extraHeaders,
             ...requestHeaders(secret, this.parts('POST', path, nodeId, nonce, body)),
           },
           this.maxResponse,
-          this.timeoutMs,
+          totalMs,
         ),
       );
       bytesUp += a.bytesUp;
@@ -591,6 +727,38 @@ export class ParentClient implements ParentLink {
       sentence ?? `The main server at ${this.url} refused the request (HTTP ${a.status}).`,
     );
   }
+}
+
+/** One of our own sentences carried through the HTTP client's error (a refused certificate). */
+function syncErrorWithin(e: unknown): SyncError | null {
+  for (let cur = e, depth = 0; cur && depth < 5; depth++) {
+    if (isSyncError(cur)) return cur;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** Where a request failed, from undici's and the system's error codes. */
+function linkFailure(e: unknown): LinkFailure {
+  for (let cur = e, depth = 0; cur && depth < 5; depth++) {
+    const err = cur as { code?: unknown; name?: unknown; cause?: unknown };
+    if (typeof err.code === 'string' && CONNECT_CODES.has(err.code)) return 'connect';
+    if (typeof err.code === 'string' && TIMEOUT_CODES.has(err.code)) return 'timeout';
+    if (err.name === 'TimeoutError') return 'timeout';
+    cur = err.cause;
+  }
+  return 'cut';
 }
 
 /** Reads a body whole, refusing more than `max` bytes. */

@@ -1,13 +1,18 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { execute, queryRows } from '../db/pool.js';
 import { SyncError, isSyncError } from '../errors.js';
+import { dbTrouble, withDbRetry } from '../node/dbRetry.js';
+import { diskGuardOf } from '../node/disk.js';
 import { getMeta } from '../node/meta.js';
 import type { SyncNode } from '../node/node.js';
+import type { Limits } from '../node/outgoing.js';
+import { recloneMarkedAt, recloneSentence } from '../node/prune.js';
 import {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
@@ -28,6 +33,7 @@ import {
   type Refusal,
 } from './auth.js';
 import { acceptPairing, type ParentIdentity } from './pairing.js';
+import { checkBatchAgainstSchema } from './schemaCheck.js';
 
 /*
  * The endpoints children call (issue 4, DESIGN §5 and §8), on node:http: the handful of routes
@@ -44,6 +50,13 @@ import { acceptPairing, type ParentIdentity } from './pairing.js';
  * signed (X-ClinicSync-Signature, or a trailer of that name on a streamed body). Payloads are
  * never logged. One request per child at a time on exclusive routes (the exchange), any number
  * of children at once.
+ *
+ * The parent is reachable from the internet, so anyone can send it bytes (issue 8, item 5): every
+ * refusal is a 4xx with one sentence and nothing applied. Headers must arrive within
+ * headersTimeoutMs, a body may fall silent for at most bodyIdleMs (a slow sender cannot hold a
+ * connection for nothing), one address holds at most maxConnectionsPerAddress connections, bodies
+ * are bounded before and after gunzip, and a batch is checked against this database's schema
+ * before any of it is applied (schemaCheck.ts). Over HTTPS (`tls`) it is the same server.
  */
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -51,8 +64,12 @@ const PAIR_MAX_BODY_BYTES = 16 * 1024;
 /** How long a request may take to arrive whole: generous, for 1 kbit/s links. */
 const REQUEST_TIMEOUT_MS = 30 * 60 * 1000;
 const HEADERS_TIMEOUT_MS = 60 * 1000;
-const KEEP_ALIVE_TIMEOUT_MS = 30 * 1000;
+const BODY_IDLE_MS = 60 * 1000;
+/** Longer than the child's (30 s less its 10 s margin): the child always closes first. */
+const KEEP_ALIVE_TIMEOUT_MS = 60 * 1000;
 const PRUNE_NONCES_EVERY_MS = 60 * 1000;
+const MAX_CONNECTIONS_PER_ADDRESS = 32;
+const DEFAULT_MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 
 /** The child a signed request came from. */
 export interface AuthedPeer {
@@ -108,6 +125,16 @@ export interface SyncServerOptions {
   port: number;
   /** the largest request body (default 32 MiB); larger ones get 413 */
   maxBodyBytes?: number;
+  /** the largest batch once gunzipped (default 64 MiB); larger ones get 400 */
+  maxInflatedBytes?: number;
+  /** how long a request's headers may take to arrive (default 60 s); slower ones get 408 */
+  headersTimeoutMs?: number;
+  /** the longest silence while a body arrives (default 60 s); a longer one gets 408 */
+  bodyIdleMs?: number;
+  /** connections at once from one address (default 32); more are closed at once */
+  maxConnectionsPerAddress?: number;
+  /** serve HTTPS with this certificate and key (PEM; see tls.ts) instead of HTTP */
+  tls?: { cert: string; key: string };
   /** further signed POST routes, e.g. { '/v1/snapshot': handler } */
   extraRoutes?: Record<string, RouteHandler | { handler: RouteHandler; options?: RouteOptions }>;
   log?: (e: ServerEvent) => void;
@@ -116,7 +143,7 @@ export interface SyncServerOptions {
 }
 
 export interface SyncServer {
-  /** http://HOST:PORT as bound */
+  /** http://HOST:PORT (or https://) as bound */
   readonly url: string;
   readonly host: string;
   readonly port: number;
@@ -153,6 +180,9 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
   const now = opts.now ?? Date.now;
   const log = opts.log ?? (() => undefined);
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxInflated = opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES;
+  const bodyIdleMs = opts.bodyIdleMs ?? BODY_IDLE_MS;
+  const headersTimeoutMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const routes = new Map<string, Route>();
   const chains = new Map<string, Promise<unknown>>();
   const inFlight = new Set<Promise<void>>();
@@ -166,7 +196,9 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
     routes.set(path, { handler, options });
   };
 
-  addRoute('/v1/exchange', (req) => exchange(node, req, maxBody), { exclusive: true });
+  addRoute('/v1/exchange', (req) => exchange(node, req, { maxBody, maxInflated }, log), {
+    exclusive: true,
+  });
   for (const [path, r] of Object.entries(opts.extraRoutes ?? {})) {
     if (typeof r === 'function') addRoute(path, r);
     else addRoute(path, r.handler, r.options);
@@ -248,7 +280,7 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
       const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
       log({
         level,
-        message: `${method} ${path} ${status}${sentence ? `: ${sentence}` : ''}`,
+        message: `${method} ${path} ${status}${sentence ? `: ${withoutQuotes(sentence)}` : ''}`,
         method,
         route: path,
         ...(peerId ? { node: peerId } : {}),
@@ -277,7 +309,7 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
       }
       if (path === '/v1/pair') {
         if (method !== 'POST') throw notAllowed('POST');
-        const body = await readBody(req, PAIR_MAX_BODY_BYTES);
+        const body = await readBody(req, PAIR_MAX_BODY_BYTES, bodyIdleMs);
         const outcome = await acceptPairing(
           node.pool,
           await parent(),
@@ -301,7 +333,7 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
       const child = await childSecret(signed.node);
       if (!child) throw refuse('unknown-node');
       signer = { secret: child.secret, nonce: signed.nonce };
-      const body = await readBody(req, route.options.maxBodyBytes ?? maxBody);
+      const body = await readBody(req, route.options.maxBodyBytes ?? maxBody, bodyIdleMs);
       const expected = signRequest(child.secret, {
         method,
         path,
@@ -347,7 +379,8 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
       if (r.refusal) res.setHeader('X-ClinicSync-Refusal', r.refusal);
       if (r.status === 405) res.setHeader('Allow', r.sentence.includes('GET') ? 'GET' : 'POST');
       // A body left unread is not worth reading: the connection closes after the answer.
-      if (r.status === 413 || !req.complete) res.setHeader('Connection', 'close');
+      if (r.status === 413 || r.status === 408 || !req.complete)
+        res.setHeader('Connection', 'close');
       sendBody(
         res,
         r.status,
@@ -360,10 +393,35 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
     }
   };
 
-  const server = http.createServer({
+  const serverOptions = {
     requestTimeout: REQUEST_TIMEOUT_MS,
-    headersTimeout: HEADERS_TIMEOUT_MS,
+    headersTimeout: headersTimeoutMs,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // How often Node looks for requests past their time: often enough for the headers' limit.
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeoutMs / 4))),
+  };
+  const server = opts.tls
+    ? https.createServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key })
+    : http.createServer(serverOptions);
+  const perAddress = new Map<string, number>();
+  const maxPerAddress = opts.maxConnectionsPerAddress ?? MAX_CONNECTIONS_PER_ADDRESS;
+  server.on('connection', (socket: Socket) => {
+    const from = socket.remoteAddress ?? '';
+    const n = (perAddress.get(from) ?? 0) + 1;
+    if (n > maxPerAddress) {
+      log({
+        level: 'warn',
+        message: `closed a connection: ${maxPerAddress} already open from one address`,
+      });
+      socket.destroy();
+      return;
+    }
+    perAddress.set(from, n);
+    socket.once('close', () => {
+      const left = (perAddress.get(from) ?? 1) - 1;
+      if (left > 0) perAddress.set(from, left);
+      else perAddress.delete(from);
+    });
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const p = handle(req, res).catch(() => {
@@ -375,9 +433,24 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const [status, sentence] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request did not arrive in time; the connection was closed.']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, "The request's headers are too large."]
+          : [400, 'The request is not valid HTTP.'];
+    log({
+      level: 'warn',
+      message: `refused a connection's request ${status}: ${sentence}`,
+      status,
+    });
+    if (socket.writable) {
+      const body = `${sentence}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    } else socket.destroy();
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -400,7 +473,7 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
   });
   const address = server.address() as AddressInfo;
   const host = address.address;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 
   let closing: Promise<void> | null = null;
   return {
@@ -423,18 +496,57 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
   };
 }
 
-/** POST /v1/exchange: apply the child's batch, answer with the parent's batch for it. */
-async function exchange(node: SyncNode, req: RouteRequest, maxBody: number): Promise<RouteReply> {
-  const env = decodeEnvelope(req.body, { maxBytes: maxBody });
+/**
+ * POST /v1/exchange: apply the child's batch, answer with the parent's batch for it (no bigger
+ * than the child asks for in X-ClinicSync-Batch). A batch that does not fit this database is
+ * refused whole; below the free-disk threshold nothing is applied and the child is told so.
+ */
+async function exchange(
+  node: SyncNode,
+  req: RouteRequest,
+  limits: { maxBody: number; maxInflated: number },
+  log: (e: ServerEvent) => void,
+): Promise<RouteReply> {
+  const env = decodeEnvelope(req.body, {
+    maxBytes: limits.maxBody,
+    maxInflatedBytes: limits.maxInflated,
+  });
   if (env.from.node !== req.peer.nodeId) {
     throw new HttpReply(
       403,
       'The batch says it comes from another clinic than the one that signed it; nothing was applied.',
     );
   }
-  const { reply } = await node.answer(env);
+  if ((await recloneMarkedAt(node.pool, req.peer.nodeId)) !== null) {
+    throw new HttpReply(409, recloneSentence(node.settings.storage.childSilentDays));
+  }
+  checkBatchAgainstSchema(env, await node.tablePlans());
+  const disk = await diskGuardOf(node).check();
+  if (disk.stop) {
+    log({ level: 'warn', message: disk.stop, node: req.peer.nodeId });
+    throw new HttpReply(
+      507,
+      "The main server's disk is almost full, so it applies nothing until space is freed there; ClinicSync will try again.",
+    );
+  }
+  const { reply } = await withDbRetry(() => node.answer(env, batchHint(req.headers)), {
+    db: node.db,
+  });
   const gzip = req.body.length >= 2 && req.body[0] === 0x1f && req.body[1] === 0x8b;
   return { contentType: 'application/xml', body: encodeEnvelope(reply, { gzip }) };
+}
+
+/** The child's `records=N, bytes=M`, or undefined where absent or malformed. */
+function batchHint(headers: IncomingHttpHeaders): Limits | undefined {
+  const raw = headerValue(headers, HEADER.batch);
+  const m = raw ? /^records=([0-9]{1,9}), *bytes=([0-9]{1,12})$/.exec(raw.trim()) : null;
+  if (!m) return undefined;
+  return { records: Math.max(1, Number(m[1])), bytes: Math.max(1024, Number(m[2])) };
+}
+
+/** A sentence fit for the log: glimpses of what was sent ("…" in quotes) left out. */
+function withoutQuotes(sentence: string): string {
+  return sentence.replace(/"[^"]*"/g, '"…"');
 }
 
 function json(v: unknown): Buffer {
@@ -449,23 +561,65 @@ function sqlTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
 }
 
-/** Reads a request body up to `limit` bytes; more is refused with 413 before it is all read. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body up to `limit` bytes; more is refused with 413 before it is all read, and a
+ * body that falls silent for `idleMs` with 408 (a slow sender holds no connection for nothing).
+ */
+function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<Buffer> {
   const tooLarge = () =>
     new HttpReply(
       413,
       `The request is larger than ${limit >= 1 << 20 ? `${limit / (1 << 20)} MiB` : `${Math.ceil(limit / 1024)} KiB`}, the most this server accepts.`,
     );
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (Number.isFinite(declared) && declared > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (e: Error | null) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (e) {
+        req.pause();
+        reject(e);
+      } else resolve(Buffer.concat(chunks, size));
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          finish(
+            new HttpReply(
+              408,
+              `The request arrived too slowly (nothing for ${Math.round(idleMs / 1000)} seconds); the connection was closed.`,
+            ),
+          ),
+        idleMs,
+      );
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) finish(tooLarge());
+      else {
+        chunks.push(chunk);
+        arm();
+      }
+    };
+    const onEnd = () => finish(null);
+    const onError = (e: Error) => finish(e);
+    const onClose = () => {
+      if (!req.complete) finish(new HttpReply(400, 'The request was cut short.'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+    arm();
+  });
 }
 
 function sendBody(
@@ -546,6 +700,12 @@ function asReply(e: unknown): HttpReply {
       default:
         break;
     }
+  }
+  if (dbTrouble(e) !== null) {
+    return new HttpReply(
+      503,
+      "The main server's database is not available just now; ClinicSync will try again.",
+    );
   }
   return new HttpReply(
     500,
