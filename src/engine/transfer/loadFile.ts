@@ -2,12 +2,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { queryRows } from '../db/pool.js';
 import { SyncError, isSyncError } from '../errors.js';
+import { diskGuardOf } from '../node/disk.js';
 import { recordExchange } from '../node/history.js';
 import { getMeta } from '../node/meta.js';
+import { recloneMarkedAt, recloneSentence } from '../node/prune.js';
 import type { SyncNode } from '../node/node.js';
 import type { Peer } from '../node/peers.js';
 import type { Envelope } from '../protocol/types.js';
 import { decodeEnvelope } from '../protocol/xml.js';
+import { checkBatchAgainstSchema } from '../transport/schemaCheck.js';
 import { sharedSecret } from './keys.js';
 import { frames, splitFile, unseal, type TransferHeader } from './sealed.js';
 import type { ImportSummary } from './types.js';
@@ -43,6 +46,9 @@ export async function loadTransferFile(
   const peer = await writerOf(node, opened.header);
   const plain = unseal(opened, await sharedSecret(node, peer), name);
   await checkBatches(node, opened.header, plain, name);
+  // As for a batch over the network: below the free-space threshold nothing is applied.
+  const disk = await diskGuardOf(node).check();
+  if (disk.stop) throw new SyncError('state', `${disk.stop} Nothing of the file was applied.`);
 
   let received = 0;
   let alreadyThere = 0;
@@ -132,6 +138,12 @@ async function writerOf(node: SyncNode, h: TransferHeader): Promise<Peer> {
       `This file was written here, on ${me}, for ${h.to.name}; take it to ${h.to.name} and load it there. Nothing was applied.`,
     );
   }
+  if (h.to.node !== node.nodeId && h.to.name === me) {
+    throw new SyncError(
+      'usage',
+      `This file was written by ${h.from.name} for another node named ${me}, not for this one; nothing was applied. Write a new file on ${h.from.name}.`,
+    );
+  }
   if (h.to.node !== node.nodeId) {
     throw new SyncError(
       'usage',
@@ -145,6 +157,12 @@ async function writerOf(node: SyncNode, h: TransferHeader): Promise<Peer> {
       `This file comes from ${h.from.name}, which is neither this computer's main server nor one of its clinics; nothing was applied.`,
     );
   }
+  if (peer.relation === 'child' && (await recloneMarkedAt(node.pool, peer.nodeId)) !== null) {
+    throw new SyncError(
+      'state',
+      `${recloneSentence(node.settings.storage.childSilentDays)} Nothing of the file was applied.`,
+    );
+  }
   if (peer.incarnation !== null && peer.incarnation !== h.from.incarnation) {
     throw new SyncError(
       'state',
@@ -156,7 +174,8 @@ async function writerOf(node: SyncNode, h: TransferHeader): Promise<Peer> {
 
 /**
  * Reads every batch once before any is applied: each must come from the writer, for this node,
- * and each origin's changes must follow on from what this node holds (in the file's order). A gap
+ * fit this database's tables (as a batch over the network must: transport/schemaCheck.ts), and
+ * each origin's changes must follow on from what this node holds (in the file's order). A gap
  * means an earlier file from the writer has not been loaded here, or this database went back to a
  * backup: then nothing is applied, and the sentence says which.
  */
@@ -166,6 +185,7 @@ async function checkBatches(
   plain: Buffer,
   name: string,
 ): Promise<void> {
+  const plans = await node.tablePlans();
   const have = new Map<string, bigint>();
   for (const r of await queryRows(node.pool, 'SELECT origin, seq FROM clinicsync_vv')) {
     have.set(String(r.origin), BigInt(String(r.seq)));
@@ -192,6 +212,7 @@ async function checkBatches(
         `${name} holds a batch between other nodes than its header names; nothing was applied.`,
       );
     }
+    checkBatchAgainstSchema(env, plans);
     for (const c of env.changes) {
       const seq = BigInt(c.seq);
       const held = have.get(c.origin) ?? 0n;

@@ -180,7 +180,7 @@ export function unseal(file: OpenedFile, secret: Buffer, name: string): Buffer {
   } catch (e) {
     throw new SyncError(
       'protocol',
-      `${name} was changed or damaged after it was written (its seal does not match); nothing was applied. Write a new file on ${file.header.from.name}.`,
+      `${name} does not open with the key this computer shares with ${file.header.from.name}: it was changed or damaged after it was written, or written before the two were paired again. Nothing was applied; write a new file on ${file.header.from.name}.`,
       { cause: e },
     );
   }

@@ -37,8 +37,9 @@ export interface WrittenFile {
 /**
  * Writes one transfer file for a neighbour into `dir`: everything it has not acknowledged, in
  * batch-sized envelopes, as far as the drive's free space allows (the rest goes next time: nothing
- * counts as delivered until the neighbour acknowledges it). `fixes`, clock fixes for a child's
- * changes decided while loading its file, travel in the first envelope as on the network.
+ * counts as delivered until the neighbour acknowledges it), and `maxBytes` if given. `fixes`,
+ * clock fixes for a child's changes decided while loading its file, travel in the first envelope
+ * as on the network.
  *
  * The file appears under its name only once complete and flushed: it is written as NAME.partial
  * and renamed, so a key pulled out midway never holds a half file under a transfer file's name.
@@ -47,10 +48,10 @@ export async function writeTransferFile(
   node: SyncNode,
   peer: Peer,
   dir: string,
-  opts: { fixes?: Record<string, string> } = {},
+  opts: { fixes?: Record<string, string>; maxBytes?: number } = {},
 ): Promise<WrittenFile> {
   const folder = path.resolve(dir);
-  const budget = await freeBytes(folder);
+  const budget = Math.min(await freeBytes(folder), opts.maxBytes ?? Infinity);
   const secret = await sharedSecret(node, peer);
   const me = (await getMeta(node.pool, 'name')) ?? node.settings.name;
   const created = new Date(node.now());
@@ -119,7 +120,7 @@ async function freeBytes(folder: string): Promise<number> {
 function tooFull(folder: string, budget: number): SyncError {
   return new SyncError(
     'state',
-    `There is not enough free space in ${folder} (${Math.round(budget / 1024)} KB free) for the file; free some space on the USB key or use another one.`,
+    `There is not enough free space in ${folder} (${Math.round(budget / 1024)} KB) for the file; free some space on the USB key or use another one. Nothing was written.`,
   );
 }
 
