@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { adminToken, startAdminServer } from '../../src/api/adminServer.js';
 import { startAdminApi } from '../../src/api/host.js';
@@ -28,6 +31,8 @@ import { decodeEnvelope, encodeEnvelope } from '../../src/engine/protocol/xml.js
 import { createTestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { Tree } from '../helpers/tree.js';
+import { shareSecret } from '../helpers/usb.js';
+import { REMOVABLE_ROOTS_ENV } from '../../src/engine/transfer/drives.js';
 
 /*
  * One SyncApi contract, run against every implementation: the in-process engine and the admin
@@ -523,6 +528,81 @@ export function syncApiContract(name: string, makeApi: MakeApi): void {
         bare.startClone({ parentUrl: 'http://p:1', code: 'X', dbUrl: 'mysql://u@h/d', name: 'c' }),
         'state',
       );
+    });
+
+    it('saves to a USB key and loads from it: drives, the files on a key, both directions', async () => {
+      await shareSecret(root, child);
+      const media = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-media-'));
+      fs.mkdirSync(path.join(media, 'CLINIC KEY'));
+      const was = process.env[REMOVABLE_ROOTS_ENV];
+      process.env[REMOVABLE_ROOTS_ENV] = media;
+      try {
+        const api = await open(child);
+        const parent = await open(root);
+        const drives = await api.listDrives();
+        expect(drives).toEqual([
+          {
+            path: path.join(media, 'CLINIC KEY'),
+            label: 'CLINIC KEY',
+            freeBytes: expect.any(Number) as number,
+            sizeBytes: expect.any(Number) as number,
+            writable: true,
+          },
+        ]);
+        const key = drives[0]!.path;
+        await execute(
+          child.pool,
+          "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-01-01', 'p-usb')",
+        );
+        const saved = await api.exportTransfer({ dir: key });
+        expect(saved).toMatchObject({ to: 'district', sent: 1, complete: true });
+        expect(path.dirname(saved.file)).toBe(key);
+
+        const onKey = await parent.findTransferFiles({ dir: key });
+        expect(onKey).toEqual([
+          {
+            path: saved.file,
+            name: path.basename(saved.file),
+            bytes: saved.bytes,
+            from: { nodeId: child.nodeId, name: 'centre' },
+            to: { nodeId: root.nodeId, name: 'district' },
+            createdAt: expect.any(String) as string,
+            use: 'load',
+          },
+        ]);
+        const loaded = await parent.importTransfer({ file: saved.file });
+        expect(loaded).toMatchObject({
+          from: 'centre',
+          received: 1,
+          alreadyThere: 0,
+          parked: 0,
+          replyComplete: true,
+        });
+        const [row] = await queryRows(root.pool, "SELECT gender FROM person WHERE uuid = 'p-usb'");
+        expect(row).toEqual({ gender: 'F' });
+
+        const reply = (await api.findTransferFiles({ dir: key })).filter((f) => f.use === 'load');
+        expect(reply.map((f) => f.path)).toEqual([loaded.replyFile]);
+        expect(await api.importTransfer({ file: reply[0]!.path, replyDir: null })).toMatchObject({
+          from: 'district',
+          received: 0,
+          sent: 0,
+          replyFile: null,
+        });
+        expect(await api.getStatus()).toMatchObject({ pendingOut: 0, lastError: null });
+        for (const e of [saved, loaded]) expect(JSON.parse(JSON.stringify(e))).toEqual(e);
+
+        const own = await expectKind(api.importTransfer({ file: saved.file }), 'usage');
+        expect(own.message).toMatch(/^This file was written here, on centre, for district/);
+        await expectKind(api.exportTransfer({ dir: 'relative/folder' }), 'usage');
+        await expectKind(api.importTransfer({ file: saved.file, extra: 1 } as never), 'usage');
+        await expectKind(api.findTransferFiles({ dir: path.join(media, 'gone') }), 'usage');
+        const top = await expectKind(parent.exportTransfer({ dir: key }), 'state');
+        expect(top.message).toMatch(/top of its tree/);
+      } finally {
+        if (was === undefined) delete process.env[REMOVABLE_ROOTS_ENV];
+        else process.env[REMOVABLE_ROOTS_ENV] = was;
+      }
     });
   });
 }
