@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SyncError } from '../../src/engine/errors.js';
 import type { SyncNode } from '../../src/engine/node/node.js';
 import type { Envelope } from '../../src/engine/protocol/types.js';
 import { loadTransferFile } from '../../src/engine/transfer/loadFile.js';
@@ -54,6 +55,27 @@ describe('USB files larger than a batch', () => {
     expect(sizes).toEqual([7, 7, 7, 7, 7, 7, 7, 7, 4]);
     await loadTransferFile(butaro, r.replyFile!);
     expect(await digests(butaro)).toEqual(await digests(district));
+  });
+
+  it('keeps the batches applied before a failure; loading the file again applies the rest once', async () => {
+    const out = await exportForParent(butaro, usbKey());
+    const incoming = district.incoming.bind(district);
+    let calls = 0;
+    district.incoming = (env: Envelope, opts?: { fromFile?: boolean }) => {
+      if (++calls === 3) {
+        return Promise.reject(new SyncError('database', 'The database stopped answering.'));
+      }
+      return incoming(env, opts);
+    };
+    await expect(loadTransferFile(district, out.file)).rejects.toThrow(
+      'The file from butaro was loaded only in part (14 changes new here) when this failed: The database stopped answering. Load the same file again once that is put right; what is already here is skipped.',
+    );
+    district.incoming = incoming;
+    expect(await loadTransferFile(district, out.file)).toMatchObject({
+      received: 46,
+      alreadyThere: 14,
+    });
+    expect(await duplicateLogEntries(district)).toEqual([]);
   });
 
   it('carries what a small key holds; the next file carries the rest, nothing twice', async () => {

@@ -50,15 +50,26 @@ export async function loadTransferFile(
   const disk = await diskGuardOf(node).check();
   if (disk.stop) throw new SyncError('state', `${disk.stop} Nothing of the file was applied.`);
 
+  // Each batch is decoded again here rather than kept from the check: one batch in memory at a time.
   let received = 0;
   let alreadyThere = 0;
   const fixes: Record<string, string> = {};
-  for (const body of frames(plain, name)) {
-    const env = decodeEnvelope(body, FRAME_LIMITS);
-    const r = await node.incoming(env, { fromFile: true });
-    alreadyThere += r.duplicates;
-    received += r.received - r.duplicates;
-    Object.assign(fixes, r.fixes);
+  try {
+    for (const body of frames(plain, name)) {
+      const r = await node.incoming(decodeEnvelope(body, FRAME_LIMITS), { fromFile: true });
+      alreadyThere += r.duplicates;
+      received += r.received - r.duplicates;
+      Object.assign(fixes, r.fixes);
+    }
+  } catch (e) {
+    // The batches applied so far stay applied, each whole: loading the file again skips them.
+    if (received + alreadyThere === 0) throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    throw new SyncError(
+      isSyncError(e) ? e.kind : 'database',
+      `The file from ${peer.name} was loaded only in part (${received} changes new here) when this failed: ${why.replace(/\.$/, '')}. Load the same file again once that is put right; what is already here is skipped.`,
+      { cause: e },
+    );
   }
   const [parked] = await queryRows(node.pool, 'SELECT COUNT(*) AS n FROM clinicsync_parked');
   const summary: ImportSummary = {
