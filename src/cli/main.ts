@@ -10,6 +10,7 @@ import { importCommand } from './commands/import.js';
 import { initCommand } from './commands/init.js';
 import { pairCommand } from './commands/pair.js';
 import { serveCommand } from './commands/serve.js';
+import { serviceCommand } from './commands/service.js';
 import { statusCommand } from './commands/status.js';
 import { syncCommand } from './commands/sync.js';
 import { uninstallCommand } from './commands/uninstall.js';
@@ -46,7 +47,8 @@ export async function main(
     .addCommand(conflictsCommand(ctx))
     .addCommand(exportCommand(ctx))
     .addCommand(importCommand(ctx))
-    .addCommand(adminUrlCommand(ctx));
+    .addCommand(adminUrlCommand(ctx))
+    .addCommand(serviceCommand(ctx));
 
   // Commander's own error text (and the help it prints when a command is missing) is replaced
   // by one sentence from explainFailure; these only note which command failed.
