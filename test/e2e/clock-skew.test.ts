@@ -60,7 +60,10 @@ describe('a child whose clock is three days ahead', () => {
     );
     expect(hlcMillis(BigInt(String(stamped!.h)))).toBeGreaterThan(Date.now() + 2 * DAY);
 
-    await new Promise((r) => setTimeout(r, 50));
+    // The parent estimates the laptop's offset from the envelope's time, so the effective clock
+    // is late by the request's transit time: the real edit comes well after that (a loaded CI
+    // machine can take a second between building the request and reading it).
+    await new Promise((r) => setTimeout(r, 1500));
     await execute(root.pool, "UPDATE person SET gender = 'real-later' WHERE uuid = 'p-1'");
 
     for (let i = 0; i < 2; i++) {

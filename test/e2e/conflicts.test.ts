@@ -143,6 +143,45 @@ describe('conflicts between two nodes on the OpenMRS test dataset', () => {
         'obs value conflict recorded on the child',
       )
       .toBeGreaterThan(0);
+    // Every overwritten concurrent value is kept, also where the incoming one won: the parent's
+    // own value for Collet, replaced by the clinic's later one, and the other way round for Anet.
+    expect
+      .soft(person(await conflictsOn(parent, 'person')), 'overwritten on the parent')
+      .toContainEqual({
+        tbl: 'person',
+        ident: OMRS.collet,
+        columns: ['birthdate'],
+        winner: { birthdate: '1976-02-02' },
+        loser: { birthdate: '1976-01-01' },
+      });
+    expect
+      .soft(person(await conflictsOn(child, 'person')), 'overwritten on the child')
+      .toContainEqual({
+        tbl: 'person',
+        ident: OMRS.anet,
+        columns: ['birthdate'],
+        winner: { birthdate: '1990-02-02' },
+        loser: { birthdate: '1990-01-01' },
+      });
+  });
+
+  it("an edit made after seeing the other node's edit is no conflict", async () => {
+    await execute(child.pool, "UPDATE person SET birthdate = '1976-03-03' WHERE uuid = ?", [
+      OMRS.collet,
+    ]);
+    await tree.sync(child, parent);
+    await execute(parent.pool, "UPDATE person SET birthdate = '1976-04-04' WHERE uuid = ?", [
+      OMRS.collet,
+    ]);
+    await tree.sync(child, parent);
+    await execute(child.pool, "UPDATE person SET birthdate = '1976-05-05' WHERE uuid = ?", [
+      OMRS.collet,
+    ]);
+    await tree.sync(child, parent);
+    expected.update('person', OMRS.collet, { birthdate: '1976-05-05' });
+    await expectConverged();
+    expect.soft(await conflictsOn(parent), 'conflicts on the parent').toEqual([]);
+    expect.soft(await conflictsOn(child), 'conflicts on the child').toEqual([]);
   });
 
   it('a delete against an update ends deleted on both nodes, whichever way round', async () => {

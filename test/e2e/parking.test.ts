@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/engine/db/pool.js';
+import { execute, queryRows } from '../../src/engine/db/pool.js';
 import { introspect } from '../../src/engine/db/schema.js';
 import type { SyncNode } from '../../src/engine/node/node.js';
 import type { Envelope, WireChange } from '../../src/engine/protocol/types.js';
@@ -162,6 +162,12 @@ describe('parking on the OpenMRS test dataset', () => {
     expect(await far.logged()).toBe(3);
     expect(r1.reply.vv[far.nodeId]).toBe('3');
     expect(r1.result).toMatchObject({ received: 3, applied: 1 });
+    // Visible in status: a count, and a sentence only once they have waited more than a day.
+    expect(await root.status()).toMatchObject({ parked: 2, parkedWarning: null });
+    await execute(root.pool, 'UPDATE clinicsync_parked SET since = since - INTERVAL 2 DAY');
+    expect((await root.status()).parkedWarning).toMatch(
+      /^2 received changes have waited more than a day \(the oldest since \d{4}-\d\d-\d\d \d\d:\d\d UTC\)\. The oldest: A row of person_name refers to a row of person that has not arrived yet/,
+    );
 
     // Envelope 2: the person arrives; the parked name and then its update land on top of it.
     const r2 = await root.answer(
@@ -171,6 +177,7 @@ describe('parking on the OpenMRS test dataset', () => {
     );
     expect(r2.result).toMatchObject({ received: 1, applied: 3 });
     expect(await far.parked()).toEqual([]);
+    expect(await root.status()).toMatchObject({ parked: 0, parkedWarning: null });
     const [row] = await queryRows(
       root.pool,
       `SELECT pn.given_name, pn.family_name, p.uuid AS person

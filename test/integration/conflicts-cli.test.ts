@@ -13,8 +13,9 @@ import { Tree } from '../helpers/tree.js';
  * Issue 5, item 4: `clinic-sync conflicts --json` prints a JSON array of objects with exactly
  * `table`, `identity`, `columns`, `winner`, `loser`, `winnerOrigin`, `loserOrigin` and `at`. Both
  * nodes of a harness tree edit the same column of one row between exchanges; the later clock
- * wins on both, and each node lists the value it set aside. The nodes stay open (holding their
- * locks, as `serve` would) while the command runs.
+ * wins on both, and each node lists every value set aside, whether it turned the incoming value
+ * away or the incoming value replaced its own. The nodes stay open (holding their locks, as
+ * `serve` would) while the command runs.
  */
 
 const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
@@ -68,8 +69,8 @@ describe('clinic-sync conflicts', () => {
 
     // The district edits the admin's birthdate, then the clinic, later by the clock, the same
     // column (a column only the district edits is no conflict); the other way round for a role's
-    // description. A losing value is recorded where it is turned away: the district's birthdate at
-    // the clinic, the clinic's description at the district.
+    // description. Both nodes record both: the district's birthdate and the clinic's description
+    // are set aside everywhere.
     districtEditAt = Date.now();
     await execute(
       district.pool,
@@ -85,32 +86,25 @@ describe('clinic-sync conflicts', () => {
   afterAll(async () => tree.close());
 
   it('--json on each node: exactly the contract’s keys, the later value winning, the origins', async () => {
-    for (const [node, expected] of [
-      [
-        clinic,
-        {
-          table: 'person',
-          identity: 'p-admin',
-          columns: ['birthdate'],
-          winner: { birthdate: '1976-02-02' },
-          loser: { birthdate: '1976-01-01' },
-          winnerOrigin: clinic.nodeId,
-          loserOrigin: district.nodeId,
-        },
-      ],
-      [
-        district,
-        {
-          table: 'role',
-          identity: 'Clerk',
-          columns: ['description'],
-          winner: { description: 'district' },
-          loser: { description: 'clinic' },
-          winnerOrigin: district.nodeId,
-          loserOrigin: clinic.nodeId,
-        },
-      ],
-    ] as const) {
+    const birthdate = {
+      table: 'person',
+      identity: 'p-admin',
+      columns: ['birthdate'],
+      winner: { birthdate: '1976-02-02' },
+      loser: { birthdate: '1976-01-01' },
+      winnerOrigin: clinic.nodeId,
+      loserOrigin: district.nodeId,
+    };
+    const description = {
+      table: 'role',
+      identity: 'Clerk',
+      columns: ['description'],
+      winner: { description: 'district' },
+      loser: { description: 'clinic' },
+      winnerOrigin: district.nodeId,
+      loserOrigin: clinic.nodeId,
+    };
+    for (const node of [clinic, district]) {
       const where = node === clinic ? 'the clinic' : 'the district';
       // The real command in a process of its own, beside an engine that holds the node.
       const r = await spawnCli(['--home', node.home.dir, 'conflicts', '--json']);
@@ -119,15 +113,17 @@ describe('clinic-sync conflicts', () => {
       expect(r.stdout.trim().split('\n'), where).toHaveLength(1);
       const list = JSON.parse(r.stdout) as Record<string, unknown>[];
       expect(Array.isArray(list), where).toBe(true);
-      expect(list, where).toHaveLength(1);
-      const [c] = list;
-      expect(Object.keys(c!).sort(), where).toEqual(CONTRACT_KEYS);
-      expect(c, where).toMatchObject(expected);
-      // `at`: when the losing value was written (its clock), as an ISO time
-      expect(String(c!.at)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-      const at = Date.parse(String(c!.at));
-      expect(at, where).toBeGreaterThanOrEqual(districtEditAt - 1000);
-      expect(at, where).toBeLessThan(clinicEditAt);
+      expect(list, where).toHaveLength(2);
+      for (const c of list) expect(Object.keys(c).sort(), where).toEqual(CONTRACT_KEYS);
+      expect(list, where).toContainEqual(expect.objectContaining(birthdate));
+      expect(list, where).toContainEqual(expect.objectContaining(description));
+      for (const c of list) {
+        // `at`: when the losing value was written (its clock), as an ISO time
+        expect(String(c.at)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        const at = Date.parse(String(c.at));
+        expect(at, where).toBeGreaterThanOrEqual(districtEditAt - 1000);
+        expect(at, where).toBeLessThan(clinicEditAt);
+      }
     }
   });
 
@@ -135,17 +131,23 @@ describe('clinic-sync conflicts', () => {
     const r = await cli(['--home', clinic.home.dir, 'conflicts']);
     expect(r.err).toEqual([]);
     expect(r.code).toBe(0);
-    expect(r.out).toHaveLength(4);
-    expect(r.out[0]).toBe('person p-admin: birthdate');
-    expect(r.out[1]).toBe('  kept       birthdate = "1976-02-02" (from clinic (here))');
-    expect(r.out[2]).toMatch(
+    expect(r.out).toHaveLength(7);
+    const at = r.out.indexOf('person p-admin: birthdate');
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(r.out[at + 1]).toBe('  kept       birthdate = "1976-02-02" (from clinic (here))');
+    expect(r.out[at + 2]).toMatch(
       /^ {2}set aside {2}birthdate = "1976-01-01" \(from district, made \d{4}-\d\d-\d\dT[\d:.]+Z\)$/,
     );
-    expect(r.out[3]).toBe('1 conflict.');
+    const role = r.out.indexOf('role Clerk: description');
+    expect(r.out[role + 1]).toBe('  kept       description = "district" (from district)');
+    expect(r.out[role + 2]).toMatch(
+      /^ {2}set aside {2}description = "clinic" \(from clinic \(here\), made /,
+    );
+    expect(r.out[6]).toBe('2 conflicts.');
   });
 
   it('--limit: at most N, newest first; a malformed one is refused with one sentence, exit 2', async () => {
-    // A second conflict at the clinic: the district's earlier locale turned away.
+    // A third conflict at the clinic: the district's earlier locale turned away.
     await execute(
       district.pool,
       "UPDATE global_property SET property_value = 'fr' WHERE property = 'locale'",
@@ -158,7 +160,7 @@ describe('clinic-sync conflicts', () => {
     await tree.sync(clinic, district);
 
     const two = JSON.parse((await cli(['--home', clinic.home.dir, 'conflicts', '--json'])).out[0]!);
-    expect(two).toHaveLength(2);
+    expect(two).toHaveLength(3);
     const one = await cli(['--home', clinic.home.dir, 'conflicts', '--json', '--limit', '1']);
     expect(one.code).toBe(0);
     expect(JSON.parse(one.out[0]!)).toEqual([
@@ -173,7 +175,7 @@ describe('clinic-sync conflicts', () => {
       }),
     ]);
     const text = await cli(['--home', clinic.home.dir, 'conflicts', '--limit', '1']);
-    expect(text.out.at(-1)).toBe('Showing the latest 1 of 2 conflicts; --limit shows more.');
+    expect(text.out.at(-1)).toBe('Showing the latest 1 of 3 conflicts; --limit shows more.');
 
     const bad = await cli(['--home', clinic.home.dir, 'conflicts', '--limit', 'lots']);
     expect(bad.code).toBe(2);

@@ -33,6 +33,7 @@ const STATUS: ApiStatus = {
   pendingOut: 0,
   pendingIn: 0,
   parked: 0,
+  parkedWarning: null,
   children: [],
   lastSuccessAt: null,
   lastError: null,

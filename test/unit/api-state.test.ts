@@ -24,6 +24,7 @@ function child(over: Partial<NodeStatus> = {}): NodeStatus {
     pendingOut: 0,
     pendingIn: 0,
     parked: 0,
+    parkedWarning: null,
     children: [],
     lastSuccessAt: null,
     lastError: null,

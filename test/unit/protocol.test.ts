@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { StoredValue } from '../../src/engine/capture/values.js';
 import { SyncError } from '../../src/engine/errors.js';
-import type { Envelope, WireChange } from '../../src/engine/protocol/types.js';
+import type { Basis, Envelope, WireChange } from '../../src/engine/protocol/types.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -518,6 +518,15 @@ describe('protocol v1 round trip', () => {
       oldIdent: fc.option(text, { nil: undefined }),
       values,
       keyed: fc.boolean(),
+      // what an update was made upon: clocks of any node, any distance from the update's own
+      base: fc.option(
+        fc.record({ node: fc.constantFrom(...nodes), hlc: fc.bigInt({ min: 0n, max: U64 }) }),
+        { nil: undefined },
+      ),
+      prior: fc.array(
+        fc.record({ node: fc.constantFrom(...nodes), hlc: fc.bigInt({ min: 0n, max: U64 }) }),
+        { maxLength: 3 },
+      ),
     });
     const envelope = fc
       .record({
@@ -543,6 +552,16 @@ describe('protocol v1 round trip', () => {
           const w: WireChange = { ...base, op: c.op, table: c.table, ident: c.ident };
           if (c.oldIdent !== undefined) w.oldIdent = c.oldIdent;
           if (c.op !== 'D' || Object.keys(vals).length) w.values = vals;
+          if (c.op === 'U') {
+            const basis: Basis = {};
+            if (c.base) basis.base = `${c.base.hlc}:${c.base.node}`;
+            const cols = Object.keys(vals).slice(0, c.prior.length);
+            if (cols.length)
+              basis.prior = Object.fromEntries(
+                cols.map((col, i) => [col, `${c.prior[i]!.hlc}:${c.prior[i]!.node}`]),
+              );
+            if (basis.base !== undefined || basis.prior !== undefined) w.basis = basis;
+          }
           return w;
         });
         const env: Envelope = {
@@ -649,6 +668,54 @@ describe('protocol v1 round trip', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Hostile input
+
+describe("an update's basis", () => {
+  const update = (basis: Basis): Envelope => ({
+    version: 1,
+    from: { node: CHILD, incarnation: 'deadbeef' },
+    to: PARENT,
+    time: '1764151875123',
+    hlc: '1000000',
+    vv: {},
+    tables: [{ name: 'person', fingerprint: 'fp' }],
+    changes: [
+      {
+        origin: CHILD,
+        seq: '7',
+        hlc: '999000',
+        op: 'U',
+        table: 'person',
+        ident: 'p-1',
+        values: { gender: 'F', birthdate: '2001-01-01' },
+        basis,
+      },
+    ],
+    more: false,
+  });
+
+  it('is written as small numbers relative to the update, one prior clock when all agree', () => {
+    const env = update({
+      base: `998000:${CHILD}`,
+      prior: { gender: `998500:${OTHER}`, birthdate: `998500:${OTHER}` },
+    });
+    const xml = xmlOf(env);
+    expect(xml).toMatch(/<u [^>]*b="rs" p="dw\.\d"/);
+    expect(xml).toContain(OTHER);
+    expect(decodeEnvelope(encodeEnvelope(env, { gzip: false }))).toStrictEqual(env);
+  });
+
+  it('refuses a basis it cannot read, and one on anything but an update', () => {
+    const good = xmlOf(update({ base: `998000:${CHILD}` }));
+    for (const [bad, why] of [
+      [good.replace('b="rs"', 'b="rs.9"'), /basis clock \("b"\) that cannot be read/],
+      [good.replace('b="rs"', 'b="r!s"'), /basis clock \("b"\) that cannot be read/],
+      [good.replace('b="rs"', 'b="rs" p="1 2 3"'), /different number of prior clocks/],
+      [good.replace('<u ', '<i ').replace('</u>', '</i>'), /not an update/],
+    ] as const) {
+      expect(() => decodeEnvelope(Buffer.from(bad))).toThrow(why);
+    }
+  });
+});
 
 describe('protocol v1 refuses hostile and broken batches', () => {
   it('refuses entities (billion laughs) before parsing', () => {

@@ -9,19 +9,30 @@ import {
   clockText,
   isLater,
   readStates,
+  reserveKey,
   stampOf,
   writeStates,
   CREATED,
   type Clocks,
   type Stamp,
 } from '../capture/rowState.js';
+import { raiseTombstone, readTombstone } from '../capture/tombstones.js';
 import { dataColumns, hasKey, hashesSql, keySql, whereKey } from '../capture/rowSql.js';
 import { fromDriver, toStored, type StoredValue, type Value } from '../capture/values.js';
 import { Identities, ihash } from '../identity/identities.js';
 import { splitParts, type TablePlan } from '../identity/plan.js';
 import { fromWire } from '../identity/wire.js';
-import type { Envelope, WireChange } from '../protocol/types.js';
+import type { Basis, Envelope, WireChange } from '../protocol/types.js';
 import { recordConflict } from './conflicts.js';
+import {
+  alive,
+  choose,
+  record,
+  reservesOf,
+  sameStamp,
+  shownOf,
+  type Candidate,
+} from './resolve.js';
 import { refreshWholeTable } from './whole.js';
 
 /**
@@ -148,7 +159,7 @@ async function applyIn(
     if (ahead) {
       const shift = senderAheadMs > aheadMs ? senderAheadMs : 0;
       effective = hlcNext(effective, Math.min(nowMs, stampedMs - shift));
-      c = { ...c, hlc: effective.toString() };
+      c = { ...c, hlc: effective.toString(), ...clampBasis(c, effective) };
       result.fixes[c.seq] = c.hlc;
     }
     vv.set(c.origin, seq);
@@ -164,6 +175,7 @@ async function applyIn(
       c.ident || null,
       c.oldIdent ?? null,
       c.values ? JSON.stringify(c.values) : null,
+      c.basis ? JSON.stringify(c.basis) : null,
       fromPeer,
     ]);
     if (c.op === 'S') continue;
@@ -197,7 +209,7 @@ async function applyIn(
     const part = logRows.slice(i, i + 200);
     await execute(
       conn,
-      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, ident, old_ident, payload, src) VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?)').join(',')}`,
+      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, ident, old_ident, payload, basis, src) VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?,?)').join(',')}`,
       part.flat(),
     );
   }
@@ -230,6 +242,29 @@ async function rememberFix(
     [c.origin, c.seq],
   );
   if (held && String(held.hlc) !== c.hlc) fixes[c.seq] = String(held.hlc);
+}
+
+/**
+ * A change judged ahead may rest on earlier changes of its origin that were judged ahead too: its
+ * basis cannot be later than its own effective clock, so the same clamp holds on every node.
+ */
+function clampBasis(c: WireChange, effective: bigint): { basis?: Basis } {
+  if (!c.basis) return {};
+  const clamp = (s: string | undefined) => {
+    if (s === undefined) return undefined;
+    const st = stampOf(s);
+    return st.origin === c.origin && st.hlc > effective
+      ? clockText({ hlc: effective, origin: st.origin })
+      : s;
+  };
+  const basis: Basis = {};
+  const base = clamp(c.basis.base);
+  if (base !== undefined) basis.base = base;
+  if (c.basis.prior)
+    basis.prior = Object.fromEntries(
+      Object.entries(c.basis.prior).map(([col, s]) => [col, clamp(s)!]),
+    );
+  return { basis };
 }
 
 function rowId(table: string, hash: Buffer): string {
@@ -282,40 +317,27 @@ async function applyOne(
   c: WireChange,
 ): Promise<Outcome> {
   const t = plan.table;
+  if (!hasKey(t)) return applyKeyless(conn, ids, plan, c);
   const stamp: Stamp = { hlc: BigInt(c.hlc), origin: c.origin };
-  // A delete wins over every update, whatever the clocks; a row is only created again by an
-  // insert made after the delete (a role given back to a user), never by an older one.
-  const [tomb] = await queryRows(
-    conn,
-    'SELECT hlc, origin FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?',
-    [t.name, ihash(c.ident)],
-  );
-  if (tomb) {
-    const deleted = { hlc: BigInt(String(tomb.hlc)), origin: String(tomb.origin) };
-    if (c.op !== 'I' || !isLater(stamp, deleted)) return { kind: 'ignored' };
-    await execute(conn, 'DELETE FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?', [
-      t.name,
-      ihash(c.ident),
-    ]);
-  }
-  if (!hasKey(t)) return applyToImage(conn, ids, plan, c);
+  // What the change was made upon: an insert makes its own copy of the row; an update was made
+  // upon the copy its basis names. A delete of that copy, here already, beats it (DESIGN §6).
+  const base = c.op === 'I' ? stamp : stampOf(c.basis?.base);
+  let tomb = await readTombstone(conn, t.name, c.ident);
+  if (c.op !== 'D' && tomb && !isLater(base, tomb)) return { kind: 'ignored' };
 
   const located = await ids.locate(plan, c.oldIdent ?? c.ident);
   if (c.op === 'D') {
-    if (located.lkey) {
-      const state = (await readStates(conn, t.name, [located.lkey])).get(located.lkey);
-      // made again after this delete was decided: the newer row stays
-      if (state && !isLater(stamp, stampOf(state.clocks[CREATED]))) return { kind: 'ignored' };
-      const w = whereKey(t, located.lkey);
-      await execute(conn, `DELETE FROM ${q(t.name)} WHERE ${w.sql}`, w.params);
-      await writeStates(conn, { deletes: [{ tbl: t.name, lkey: located.lkey }], upserts: [] });
-    }
-    await execute(
-      conn,
-      'INSERT INTO clinicsync_tombstone (tbl, ihash, ident, hlc, origin, at) VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = VALUES(origin)',
-      [t.name, ihash(c.ident), c.ident, c.hlc, c.origin],
-    );
+    if (!tomb || isLater(stamp, tomb)) tomb = stamp;
+    await raiseTombstone(conn, t.name, c.ident, tomb);
     ids.forget();
+    if (!located.lkey) return { kind: 'applied', conflicts: 0 };
+    const state = (await readStates(conn, t.name, [located.lkey])).get(located.lkey);
+    // made again after every delete known here: the row stays, but what the deletes ended goes
+    if (state && isLater(stampOf(state.clocks[CREATED]), tomb))
+      return settleColumns(ctx, conn, ids, plan, located.lkey, null, tomb);
+    const w = whereKey(t, located.lkey);
+    await execute(conn, `DELETE FROM ${q(t.name)} WHERE ${w.sql}`, w.params);
+    await writeStates(conn, { deletes: [{ tbl: t.name, lkey: located.lkey }], upserts: [] });
     return { kind: 'applied', conflicts: 0 };
   }
   if (!located.lkey) {
@@ -326,7 +348,29 @@ async function applyOne(
       );
     return insertRow(ctx, conn, ids, plan, c, stamp);
   }
-  return updateRow(ctx, conn, ids, plan, c, stamp, located.lkey);
+  return settleColumns(ctx, conn, ids, plan, located.lkey, { change: c, stamp, base }, tomb);
+}
+
+/**
+ * Keyless tables: rows are whole images, and each table is compared whole after the batch
+ * (whole.ts); a delete's tombstone keeps only an older insert of the same image out.
+ */
+async function applyKeyless(
+  conn: PoolConnection,
+  ids: Identities,
+  plan: TablePlan,
+  c: WireChange,
+): Promise<Outcome> {
+  const stamp: Stamp = { hlc: BigInt(c.hlc), origin: c.origin };
+  const tomb = await readTombstone(conn, plan.table.name, c.ident);
+  if (tomb) {
+    if (c.op !== 'I' || !isLater(stamp, tomb)) return { kind: 'ignored' };
+    await execute(conn, 'DELETE FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?', [
+      plan.table.name,
+      ihash(c.ident),
+    ]);
+  }
+  return applyToImage(conn, ids, plan, c);
 }
 
 /** Key values a natural identity implies, or the part that is not here yet. */
@@ -432,16 +476,30 @@ async function insertRow(
   return { kind: 'applied', conflicts: 0 };
 }
 
-async function updateRow(
+interface Incoming {
+  change: WireChange;
+  stamp: Stamp;
+  /** the clock of the copy it was made upon (an insert's own) */
+  base: Stamp;
+}
+
+/**
+ * Brings one row's columns to what the rules choose (resolve.ts), with an incoming insert or
+ * update merged in, or (incoming null) after a delete that the row outlived: values the delete
+ * ended give way to live ones kept in reserve. Writes the row and its state; logs each value set
+ * aside for a concurrent one.
+ */
+async function settleColumns(
   ctx: ApplyContext,
   conn: PoolConnection,
   ids: Identities,
   plan: TablePlan,
-  c: WireChange,
-  stamp: Stamp,
   lkey: string,
+  incoming: Incoming | null,
+  tomb: Stamp | null,
 ): Promise<Outcome> {
   const t = plan.table;
+  const c = incoming?.change;
   const w = whereKey(t, lkey);
   await queryRows(conn, `SELECT 1 FROM ${q(t.name)} WHERE ${w.sql} FOR UPDATE`, w.params);
   const cur = (await currentRows(conn, t, [lkey])).get(lkey)!;
@@ -458,33 +516,46 @@ async function updateRow(
       )
     : new Set<string>();
   const clocks: Clocks = { ...(state?.clocks ?? {}) };
+  if (incoming && isLater(incoming.base, stampOf(clocks[CREATED])))
+    clocks[CREATED] = clockText(incoming.base);
   const winners: Record<string, StoredValue> = {};
-  let conflicts = 0;
-  for (const [col, value] of Object.entries(c.values ?? {})) {
-    if (!t.columns.some((x) => x.name === col) || pendingLocal.has(col)) continue;
-    const mine = stampOf(clocks[col]);
-    if (isLater(stamp, mine)) {
-      winners[col] = value;
-      clocks[col] = clockText(stamp);
-    } else {
-      const kept = await localWire(ids, plan, cur, col);
-      if (JSON.stringify(kept) !== JSON.stringify(value)) {
-        await recordConflict(conn, {
-          table: t.name,
-          ident: c.ident,
-          column: col,
-          winner: kept,
-          loser: value,
-          winnerStamp: mine,
-          loserStamp: stamp,
-        });
-        conflicts++;
-      }
+  const setAside: SetAside[] = [];
+  const columns = incoming
+    ? Object.keys(c!.values ?? {}).filter((col) => t.columns.some((x) => x.name === col))
+    : plan.wireColumns.filter(
+        (col) => clocks[col] !== undefined || clocks[reserveKey(col)] !== undefined,
+      );
+  for (const col of columns) {
+    if (pendingLocal.has(col)) continue;
+    const now = shownOf(clocks, col);
+    const offered: Candidate | null = incoming
+      ? { stamp: incoming.stamp, base: incoming.base, value: c!.values![col]! }
+      : null;
+    const { shown, reserves } = choose(
+      [now, ...reservesOf(clocks, col), ...(offered ? [offered] : [])],
+      tomb,
+    );
+    if (!shown) continue; // nothing live yet: the insert that made the row again is on its way
+    // the value shown now is read only where it is kept in reserve or set aside
+    const concurrent =
+      offered !== null &&
+      c!.op === 'U' &&
+      alive(now, tomb) &&
+      !sameStamp(now.stamp, offered.stamp) &&
+      !sameStamp(priorOf(c!, col), now.stamp);
+    if (concurrent || reserves.includes(now)) now.value = await localWire(ids, plan, cur, col);
+    if (shown !== now) winners[col] = shown.value!;
+    record(clocks, col, shown, reserves);
+    // Two live values, the incoming one made without knowing the other: one is set aside.
+    if (concurrent) {
+      const [winner, loser] = shown === offered ? [offered, now] : [now, offered];
+      if (JSON.stringify(winner.value) !== JSON.stringify(loser.value))
+        setAside.push({ col, winner, loser });
     }
   }
   // A key made of references that changed (film_actor moved to another actor) travels only as
   // the new identity: its key values are worked out from it.
-  const moves = c.oldIdent !== undefined && c.oldIdent !== c.ident;
+  const moves = c?.oldIdent !== undefined && c.oldIdent !== c.ident;
   const newKey = moves ? await keyFromIdent(ids, plan, c.ident) : { values: {} };
   if ('missing' in newKey)
     return park(
@@ -506,10 +577,12 @@ async function updateRow(
       [...cols.map((col) => local.values[col]), ...w.params],
     );
   }
+  const conflicts = await logSetAside(conn, t.name, c?.ident ?? state?.ident ?? '', setAside);
   // A key column among the winners moves the row: it is found again by its identity.
   ids.forget();
+  const ident = c?.ident ?? state?.ident ?? null;
   const movedTo =
-    moves || cols(winners).some((col) => t.primaryKey.includes(col))
+    c && (moves || cols(winners).some((col) => t.primaryKey.includes(col)))
       ? ((await ids.locate(plan, c.ident)).lkey ?? lkey)
       : lkey;
   const moved = (await currentRows(conn, t, [movedTo])).get(movedTo);
@@ -525,9 +598,46 @@ async function updateRow(
   }
   await writeStates(conn, {
     deletes: movedTo !== lkey ? [{ tbl: t.name, lkey }] : [],
-    upserts: [{ tbl: t.name, lkey: movedTo, ident: c.ident, colset, hashes, n: 1, clocks }],
+    upserts: [{ tbl: t.name, lkey: movedTo, ident, colset, hashes, n: 1, clocks }],
   });
   return { kind: 'applied', conflicts };
+}
+
+interface SetAside {
+  col: string;
+  winner: Candidate;
+  loser: Candidate;
+}
+
+/** The clock of the value an update replaced at its origin, for one column. */
+function priorOf(c: WireChange, col: string): Stamp {
+  const priors = c.basis?.prior ?? {};
+  return stampOf(Object.hasOwn(priors, col) ? priors[col] : undefined);
+}
+
+/** One conflict per pair of writes, naming every column where one set the other aside. */
+async function logSetAside(
+  conn: PoolConnection,
+  table: string,
+  ident: string,
+  list: SetAside[],
+): Promise<number> {
+  const pairs = new Map<string, SetAside[]>();
+  for (const a of list) {
+    const k = `${clockText(a.winner.stamp)} ${clockText(a.loser.stamp)}`;
+    pairs.set(k, [...(pairs.get(k) ?? []), a]);
+  }
+  for (const group of pairs.values()) {
+    await recordConflict(conn, {
+      table,
+      ident,
+      winner: Object.fromEntries(group.map((a) => [a.col, a.winner.value ?? null])),
+      loser: Object.fromEntries(group.map((a) => [a.col, a.loser.value ?? null])),
+      winnerStamp: group[0]!.winner.stamp,
+      loserStamp: group[0]!.loser.stamp,
+    });
+  }
+  return pairs.size;
 }
 
 const cols = (o: Record<string, unknown>) => Object.keys(o);
@@ -617,7 +727,7 @@ async function retryParked(
   for (;;) {
     const rows = await queryRows(
       conn,
-      `SELECT p.pid, p.tbl, p.ihash, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload
+      `SELECT p.pid, p.tbl, p.ihash, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload, l.basis
          FROM clinicsync_parked p JOIN clinicsync_log l ON l.origin = p.origin AND l.seq = p.seq ORDER BY p.pid`,
     );
     let progress = false;
@@ -639,6 +749,7 @@ async function retryParked(
         ...(r.payload != null
           ? { values: JSON.parse(String(r.payload)) as Record<string, StoredValue> }
           : {}),
+        ...(r.basis != null ? { basis: JSON.parse(String(r.basis)) as Basis } : {}),
       };
       const outcome = await attempt(ctx, conn, ids, plan, c);
       if (outcome.kind === 'park' || outcome.kind === 'partial') {

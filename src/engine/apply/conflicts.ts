@@ -17,14 +17,14 @@ export interface Conflict {
   at: string;
 }
 
+/** Keeps the values one write set aside for a concurrent one, column by column. */
 export async function recordConflict(
   db: Queryable,
   c: {
     table: string;
     ident: string;
-    column: string;
-    winner: StoredValue;
-    loser: StoredValue;
+    winner: Record<string, StoredValue>;
+    loser: Record<string, StoredValue>;
     winnerStamp: Stamp;
     loserStamp: Stamp;
   },
@@ -36,9 +36,9 @@ export async function recordConflict(
     [
       c.table,
       c.ident,
-      JSON.stringify([c.column]),
-      JSON.stringify({ [c.column]: c.winner }),
-      JSON.stringify({ [c.column]: c.loser }),
+      JSON.stringify(Object.keys(c.winner)),
+      JSON.stringify(c.winner),
+      JSON.stringify(c.loser),
       c.winnerStamp.origin,
       c.loserStamp.origin,
       c.winnerStamp.hlc.toString(),

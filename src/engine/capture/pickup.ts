@@ -11,8 +11,10 @@ import type { Colsets } from './colsets.js';
 import { expandGroups } from './groups.js';
 import {
   CREATED,
+  baseKey,
   clockText,
   readStates,
+  reserveKey,
   writeStates,
   type Clocks,
   type StateUpsert,
@@ -20,6 +22,8 @@ import {
 } from './rowState.js';
 import { dataColumns, hasKey, hashesSql, keySql, whereKey } from './rowSql.js';
 import type { StoredValue } from './values.js';
+import { LATER_TOMBSTONE } from './tombstones.js';
+import type { Basis } from '../protocol/types.js';
 
 /**
  * Pickup (DESIGN §3): turns committed capture rows into entries of the outgoing log. One step is
@@ -474,10 +478,29 @@ async function appendLocal(
     seq += 1n;
     hlc = hlcNext(hlc, e.atMs);
     stamps.set(e, hlc);
+    let basis: Basis | null = null;
     if (e.state) {
-      const clocks: Clocks = { ...e.state.clocks };
-      for (const c of e.stamped) clocks[c] = clockText({ hlc, origin: ctx.nodeId });
-      if (e.op === 'I') clocks[CREATED] = clockText({ hlc, origin: ctx.nodeId });
+      const before = e.state.clocks;
+      const clocks: Clocks = { ...before };
+      const stamp = clockText({ hlc, origin: ctx.nodeId });
+      // An update is made upon this copy of the row, replacing the values it shows: it says so, so
+      // that a delete of this copy beats it and concurrent values it replaces get logged.
+      if (e.op === 'U') {
+        basis = {};
+        if (before[CREATED] !== undefined) basis.base = before[CREATED];
+        const prior = Object.fromEntries(
+          e.stamped.flatMap((c) => (before[c] === undefined ? [] : [[c, before[c]]])),
+        );
+        if (Object.keys(prior).length) basis.prior = prior;
+        if (!Object.keys(basis).length) basis = null;
+      }
+      for (const c of e.stamped) {
+        clocks[c] = stamp;
+        delete clocks[reserveKey(c)];
+        if (e.op === 'I') delete clocks[baseKey(c)];
+        else clocks[baseKey(c)] = before[CREATED] ?? '';
+      }
+      if (e.op === 'I') clocks[CREATED] = stamp;
       e.state.clocks = clocks;
     }
     values.push([
@@ -491,24 +514,20 @@ async function appendLocal(
       e.ident,
       e.oldIdent,
       e.payload === null ? null : JSON.stringify(e.payload),
+      basis === null ? null : JSON.stringify(basis),
     ]);
   }
   for (let i = 0; i < values.length; i += 500) {
     const part = values.slice(i, i + 500);
     await execute(
       conn,
-      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, lkey, old_lkey, ident, old_ident, payload)
-       VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?,?)').join(',')}`,
+      `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, lkey, old_lkey, ident, old_ident, payload, basis)
+       VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?,?,?)').join(',')}`,
       part.flat(),
     );
   }
-  // A row made here again after a delete (same natural key) is no longer deleted here.
-  for (const e of entries.filter((x) => x.op === 'I' && x.state)) {
-    await execute(conn, 'DELETE FROM clinicsync_tombstone WHERE tbl = ? AND ihash = ?', [
-      e.tbl,
-      ihash(e.ident),
-    ]);
-  }
+  // A row made here again after a delete keeps its tombstone: the insert's later clock makes it
+  // exist, and the tombstone still beats updates made upon the deleted copy (apply.ts).
   const tombstones = entries.filter((e) => e.tombstone && e.ident);
   for (let i = 0; i < tombstones.length; i += 200) {
     const part = tombstones.slice(i, i + 200);
@@ -516,7 +535,7 @@ async function appendLocal(
       conn,
       `INSERT INTO clinicsync_tombstone (tbl, ihash, ident, hlc, origin, at)
        VALUES ${part.map(() => '(?, ?, ?, ?, ?, UTC_TIMESTAMP())').join(',')}
-       ON DUPLICATE KEY UPDATE hlc = VALUES(hlc), origin = VALUES(origin)`,
+       ON DUPLICATE KEY UPDATE ${LATER_TOMBSTONE}`,
       part.flatMap((e) => [e.tbl, ihash(e.ident), e.ident, stamps.get(e)!.toString(), ctx.nodeId]),
     );
   }

@@ -21,8 +21,27 @@ export interface RowState {
 /** column → "hlc:origin" */
 export type Clocks = Record<string, string>;
 
-/** Not a column name: the clock of the insert that made the row (see isLater in apply). */
+/**
+ * Not a column name: the clock of the latest insert that made this copy of the row (raised also by
+ * an update made upon a later copy). With the row's tombstone it decides whether the row exists.
+ */
 export const CREATED = '@created';
+
+/**
+ * Also not column names. `^col`: the clock of the copy the column's value was written upon (its
+ * base); absent, the value came with the insert of that clock itself; '' for the starting copy.
+ * `~col`: rare, values of the column kept in reserve (JSON of Reserve[]): written upon a later copy
+ * than the value shown but with an earlier clock, they take over if a delete ends the shown value's
+ * copy (DESIGN §6).
+ */
+export const baseKey = (col: string): string => `^${col}`;
+export const reserveKey = (col: string): string => `~${col}`;
+
+/** The base of a column's value: the clock of the copy of the row it was written upon. */
+export function columnBase(clocks: Clocks, col: string): Stamp {
+  const b = clocks[baseKey(col)];
+  return stampOf(b === undefined ? clocks[col] : b);
+}
 
 export interface Stamp {
   hlc: bigint;

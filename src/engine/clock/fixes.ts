@@ -29,6 +29,12 @@ export async function applyClockFixes(
         nodeId,
         seq,
       ]);
+      // later updates made here upon this change name it in their basis
+      await execute(
+        conn,
+        'UPDATE clinicsync_log SET basis = REPLACE(basis, ?, ?) WHERE origin = ? AND seq > ? AND basis LIKE ?',
+        [`"${before}"`, `"${after}"`, nodeId, seq, `%"${before}"%`],
+      );
       await execute(
         conn,
         'UPDATE clinicsync_tombstone SET hlc = ? WHERE tbl = ? AND origin = ? AND hlc = ?',
@@ -42,7 +48,9 @@ export async function applyClockFixes(
         );
         if (row?.clocks != null) {
           const clocks = JSON.parse(String(row.clocks)) as Clocks;
-          for (const [col, c] of Object.entries(clocks)) if (c === before) clocks[col] = after;
+          // column clocks, bases and (inside their JSON) reserves may all hold the stamp
+          for (const [col, c] of Object.entries(clocks))
+            clocks[col] = c === before ? after : c.split(`"${before}"`).join(`"${after}"`);
           await execute(conn, 'UPDATE clinicsync_row SET clocks = ? WHERE tbl = ? AND khash = ?', [
             JSON.stringify(clocks),
             entry.tbl,

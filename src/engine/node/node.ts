@@ -20,6 +20,7 @@ import { adoptAsChild, type ParentInfo } from '../clone/adopt.js';
 import { addPeer, listPeers, recordPeerVv, type Peer } from './peers.js';
 import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from './pending.js';
 import { lastExchanges } from './history.js';
+import { parkedWarning } from './parkedWarning.js';
 
 /**
  * 'wait' for another engine to finish, 'try' and fail at once, 'prefer' to take the lock when free
@@ -317,6 +318,7 @@ export class SyncNode {
       pendingOut,
       pendingIn: parent ? await heldByPeerNotHere(this.pool, parent.nodeId) : 0,
       parked: Number(parked!.n),
+      parkedWarning: await parkedWarning(this.pool, this.now()),
       children: await Promise.all(
         children.map(async (c) => ({
           name: c.name,

@@ -3,7 +3,7 @@ import { execute, queryRows } from '../db/pool.js';
 import type { StoredValue } from '../capture/values.js';
 import type { TablePlan } from '../identity/plan.js';
 import { PROTOCOL_VERSION } from '../protocol/xml.js';
-import type { Envelope, WireChange } from '../protocol/types.js';
+import type { Basis, Envelope, WireChange } from '../protocol/types.js';
 import { getMeta } from './meta.js';
 import { readVv, vvToWire } from './peers.js';
 
@@ -49,7 +49,7 @@ export async function buildBatch(
   while (!more) {
     const rows = await queryRows(
       ctx.db,
-      'SELECT lsn, origin, seq, hlc, tbl, op, ident, old_ident, payload, src FROM clinicsync_log WHERE lsn > ? ORDER BY lsn LIMIT 2000',
+      'SELECT lsn, origin, seq, hlc, tbl, op, ident, old_ident, payload, basis, src FROM clinicsync_log WHERE lsn > ? ORDER BY lsn LIMIT 2000',
       [cursor.toString()],
     );
     if (!rows.length) break;
@@ -92,6 +92,7 @@ export async function buildBatch(
         ident: String(r.ident ?? ''),
         ...(r.old_ident != null ? { oldIdent: String(r.old_ident) } : {}),
         ...(payload !== null ? { values: JSON.parse(payload) as Record<string, StoredValue> } : {}),
+        ...(r.basis != null ? { basis: JSON.parse(String(r.basis)) as Basis } : {}),
       });
     }
   }

@@ -24,6 +24,8 @@ export interface NodeStatus {
   pendingIn: number;
   /** received changes waiting here for a row they need */
   parked: number;
+  /** null, or a sentence when received changes have waited more than a day, with the oldest's reason */
+  parkedWarning: string | null;
   children: ChildStatus[];
   lastSuccessAt: string | null;
   lastError: string | null;

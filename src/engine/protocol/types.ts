@@ -21,6 +21,20 @@ export interface WireChange {
   oldIdent?: string;
   /** column -> value: every column on insert, the changed ones on update, none on delete */
   values?: Record<string, StoredValue>;
+  /** on an update: what it was made upon (absent: the row as it was when the tree began) */
+  basis?: Basis;
+}
+
+/**
+ * What an update was made upon at its origin (DESIGN §6), stamps as "hlc:origin": `base` is the
+ * clock of the insert that made the copy of the row it edited, so a delete of that copy beats it
+ * wherever they meet; `prior` is, per changed column, the clock of the value it replaced, so a
+ * receiver holding any other value knows the two were concurrent and logs the one set aside.
+ * A column absent from `prior`, like an absent `base`, means the starting value.
+ */
+export interface Basis {
+  base?: string;
+  prior?: Record<string, string>;
 }
 
 /** Per-table description carried once per batch. */

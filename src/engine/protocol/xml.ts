@@ -15,6 +15,7 @@ import {
   xmlText,
 } from './escape.js';
 import { prescan } from './prescan.js';
+import { basisOrigins, decodeBasis, encodeBasis, isStampText } from './basis.js';
 import { misuse, plural, quote, refuse, size } from './refuse.js';
 
 /**
@@ -160,6 +161,14 @@ function checkEnvelope(env: Envelope): void {
     if (c.oldIdent !== undefined && c.oldIdent.length > MAX_IDENT) {
       misuse(`${which} has an old identity longer than ${MAX_IDENT} characters.`);
     }
+    if (c.basis !== undefined) {
+      if (c.op !== 'U') misuse(`${which} carries a basis but is not an update.`);
+      const stamps = [c.basis.base, ...Object.values(c.basis.prior ?? {})];
+      if (stamps.some((x) => x !== undefined && !isStampText(x)))
+        misuse(`${which} has a basis clock that is not "hlc:origin".`);
+      if (Object.keys(c.basis.prior ?? {}).some((col) => !Object.hasOwn(c.values ?? {}, col)))
+        misuse(`${which} has a prior clock for a column it does not carry.`);
+    }
     for (const [col, v] of Object.entries(c.values ?? {})) {
       if (!NAME.test(col))
         misuse(`${which} has a column name ${quote(col)} that is not ${NAME_RULE}.`);
@@ -200,6 +209,7 @@ function envelopeXml(env: Envelope): string {
   };
   for (const c of env.changes) originOf(c.origin);
   for (const node of Object.keys(env.vv)) originOf(node);
+  for (const c of env.changes) for (const node of basisOrigins(c.basis)) originOf(node);
 
   const tables = new Map<string, TableOut>();
   for (const t of env.tables) {
@@ -299,6 +309,8 @@ function envelopeXml(env: Envelope): string {
         .map((col) => t.index.get(col)!)
         .sort((x, y) => x - y);
       if (c.op === 'D' || idx.length !== t.columns.length) attrs += ` c="${indexList(idx)}"`;
+      const carried = idx.map((j) => t.columns[j]!);
+      attrs += encodeBasis(c.basis, carried, BigInt(c.hlc), c.origin, (n) => origins.get(n)!);
       text = idx.map((j) => xmlText(encodeValue(values[t.columns[j]!]!))).join('\t');
     }
     out.push(text === '' ? `<${tag}${attrs}/>\n` : `<${tag}${attrs}>${text}</${tag}>\n`);
@@ -721,7 +733,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
   function readRow(row: El, tname: string, table: TableIn, pos: typeof position): WireChange {
     const where = `Row ${++table.rows} of table ${tname}`;
     const op = row.name === 'i' ? 'I' : row.name === 'u' ? 'U' : 'D';
-    const a = attributes(row, where, ['o', 's', 'h', 'k', 'ok', 'c'], ['h']);
+    const a = attributes(row, where, ['o', 's', 'h', 'k', 'ok', 'c', 'b', 'p'], ['h']);
     const p = pos(a, where, decodeXmlRefs(a.get('h')!, where));
     const change: WireChange = {
       origin: origins[p.origin]!,
@@ -742,6 +754,16 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
     }
     const values = readValues(row, a, where, op, tname, table);
     if (values) change.values = values;
+    if (a.has('b') || a.has('p')) {
+      if (op !== 'U') refuse(`${where} carries a basis ("b" or "p") but is not an update.`);
+      const carried = Object.keys(values ?? {}).sort(
+        (x, y) => table.cols.indexOf(x) - table.cols.indexOf(y),
+      );
+      const get = (k: string) => (a.has(k) ? decodeXmlRefs(a.get(k)!, where) : undefined);
+      const basis = decodeBasis(get('b'), get('p'), carried, p.hlc, change.origin, origins);
+      if (typeof basis === 'string') refuse(`${where} ${basis}.`);
+      if (basis.base !== undefined || basis.prior !== undefined) change.basis = basis;
+    }
     if (k === undefined) {
       // No k: the identity is the row's value in the table's key column.
       const v = table.key === undefined || !values ? undefined : values[table.key];
