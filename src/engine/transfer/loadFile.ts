@@ -12,12 +12,10 @@ import type { Envelope } from '../protocol/types.js';
 import { decodeEnvelope } from '../protocol/xml.js';
 import { checkBatchAgainstSchema } from '../transport/schemaCheck.js';
 import { sharedSecret } from './keys.js';
-import { frames, splitFile, unseal, type TransferHeader } from './sealed.js';
+import { TRANSFER_MAX_BYTES, frames, splitFile, unseal, type TransferHeader } from './sealed.js';
 import type { ImportSummary } from './types.js';
 import { writeTransferFile } from './writeFile.js';
 
-/** The largest transfer file read (it is read whole, so nothing is applied before it is checked). */
-const MAX_FILE_BYTES = 1024 * 1024 * 1024;
 /**
  * Limits for one envelope of a file: the file is authenticated before any envelope is read, so
  * these only bound memory; a single large row (a scanned document) must still fit.
@@ -41,11 +39,8 @@ export async function loadTransferFile(
   const started = Date.now();
   const full = path.resolve(file);
   const name = `The file ${path.basename(full)}`;
-  const bytes = await readWhole(full);
-  const opened = splitFile(bytes, name);
-  const peer = await writerOf(node, opened.header);
-  const plain = unseal(opened, await sharedSecret(node, peer), name);
-  await checkBatches(node, opened.header, plain, name);
+  const { header, peer, plain, size } = await openFile(node, full, name);
+  await checkBatches(node, header, plain, name);
   // As for a batch over the network: below the free-space threshold nothing is applied.
   const disk = await diskGuardOf(node).check();
   if (disk.stop) throw new SyncError('state', `${disk.stop} Nothing of the file was applied.`);
@@ -91,7 +86,7 @@ export async function loadTransferFile(
       sent: 0,
       received,
       bytesUp: 0,
-      bytesDown: bytes.length,
+      bytesDown: size,
       ok: true,
       error: null,
     });
@@ -112,6 +107,15 @@ export async function loadTransferFile(
   }
 }
 
+/** The file read whole and opened: the sealed bytes are not kept once the plain ones are out. */
+async function openFile(node: SyncNode, file: string, name: string) {
+  const bytes = await readWhole(file);
+  const opened = splitFile(bytes, name);
+  const peer = await writerOf(node, opened.header);
+  const plain = unseal(opened, await sharedSecret(node, peer), name);
+  return { header: opened.header, peer, plain, size: bytes.length };
+}
+
 async function readWhole(file: string): Promise<Buffer> {
   const fail = (e: unknown) => {
     const code = (e as { code?: unknown }).code;
@@ -128,10 +132,10 @@ async function readWhole(file: string): Promise<Buffer> {
   try {
     const info = await fs.stat(file);
     if (info.isDirectory()) throw Object.assign(new Error('a folder'), { code: 'EISDIR' });
-    if (info.size > MAX_FILE_BYTES) {
+    if (info.size > TRANSFER_MAX_BYTES) {
       throw new SyncError(
         'protocol',
-        `The file ${path.basename(file)} is larger than ${MAX_FILE_BYTES / 1024 / 1024} MB, more than any transfer file ClinicSync writes; nothing was applied.`,
+        `The file ${path.basename(file)} is larger than ${TRANSFER_MAX_BYTES / 1024 / 1024} MB, more than any transfer file ClinicSync writes; nothing was applied.`,
       );
     }
     return await fs.readFile(file);

@@ -29,6 +29,11 @@ import { SyncError } from '../errors.js';
 
 export const TRANSFER_FORMAT = 1;
 export const TRANSFER_EXTENSION = '.csync';
+/**
+ * The largest transfer file written or read. A file is read whole before anything of it is
+ * applied, so this bounds the memory a load needs; a larger backlog goes in several round trips.
+ */
+export const TRANSFER_MAX_BYTES = 512 * 1024 * 1024;
 const MAGIC = Buffer.from('CSYNCUSB', 'latin1');
 const END = Buffer.from('CSYNCEND', 'latin1');
 const TAG_BYTES = 16;

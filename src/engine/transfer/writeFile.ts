@@ -8,7 +8,7 @@ import type { Envelope } from '../protocol/types.js';
 import { encodeEnvelope } from '../protocol/xml.js';
 import { transferFileName } from './fileName.js';
 import { sharedSecret } from './keys.js';
-import { SEAL_END_BYTES, Sealer, sealedFrameBytes } from './sealed.js';
+import { SEAL_END_BYTES, Sealer, TRANSFER_MAX_BYTES, sealedFrameBytes } from './sealed.js';
 import type { ExportSummary } from './types.js';
 
 /** Room left on a key beyond the file, for the file system's own needs. */
@@ -36,8 +36,9 @@ export interface WrittenFile {
 
 /**
  * Writes one transfer file for a neighbour into `dir`: everything it has not acknowledged, in
- * batch-sized envelopes, as far as the drive's free space allows (the rest goes next time: nothing
- * counts as delivered until the neighbour acknowledges it), and `maxBytes` if given. `fixes`,
+ * batch-sized envelopes, as far as the drive's free space and the largest file allow (the rest
+ * goes next time: nothing counts as delivered until the neighbour acknowledges it), and
+ * `maxBytes` if given. `fixes`,
  * clock fixes for a child's changes decided while loading its file, travel in the first envelope
  * as on the network.
  *
@@ -51,7 +52,7 @@ export async function writeTransferFile(
   opts: { fixes?: Record<string, string>; maxBytes?: number } = {},
 ): Promise<WrittenFile> {
   const folder = path.resolve(dir);
-  const budget = Math.min(await freeBytes(folder), opts.maxBytes ?? Infinity);
+  const budget = Math.min(await freeBytes(folder), opts.maxBytes ?? Infinity, TRANSFER_MAX_BYTES);
   const secret = await sharedSecret(node, peer);
   const me = (await getMeta(node.pool, 'name')) ?? node.settings.name;
   const created = new Date(node.now());
