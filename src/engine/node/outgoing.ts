@@ -34,6 +34,8 @@ export async function buildBatch(
   ctx: OutgoingContext,
   peer: string,
   limits: Limits,
+  /** for a file of several batches (USB): where the batch before ended; moved to where this one ends */
+  resume?: { lsn: bigint },
 ): Promise<Envelope> {
   const [p] = await queryRows(ctx.db, 'SELECT acked_lsn FROM clinicsync_peer WHERE node_id = ?', [
     peer,
@@ -46,6 +48,10 @@ export async function buildBatch(
   let more = false;
   let prefixDone = true;
   let cursor = floor;
+  if (resume && resume.lsn > floor) {
+    cursor = resume.lsn;
+    prefixDone = false;
+  }
   while (!more) {
     const rows = await queryRows(
       ctx.db,
@@ -101,6 +107,7 @@ export async function buildBatch(
     'UPDATE clinicsync_peer SET acked_lsn = GREATEST(acked_lsn, ?) WHERE node_id = ?',
     [floor.toString(), peer],
   );
+  if (resume) resume.lsn = cursor;
   return {
     version: PROTOCOL_VERSION,
     from: { node: ctx.nodeId, incarnation: ctx.incarnation, name: ctx.name },
