@@ -18,8 +18,9 @@ export interface ServicePlace {
 
 /** Where the definition lives once installed. */
 export function definitionPath(place: ServicePlace, home: string): string {
+  // On Windows the native path module is path.win32; tests on Linux get their own separators.
   return place.platform === 'win32'
-    ? path.win32.join(home, 'service', `${WINSW_NAME}.xml`)
+    ? path.join(home, 'service', `${WINSW_NAME}.xml`)
     : path.join(place.unitDir, SYSTEMD_UNIT);
 }
 
@@ -56,7 +57,7 @@ export async function installService(place: ServicePlace, spec: ServiceSpec): Pr
         'The Windows service wrapper (WinSW) is missing; reinstall ClinicSync, or give its path with --winsw.',
       );
     }
-    const exe = path.win32.join(path.win32.dirname(file), `${WINSW_NAME}.exe`);
+    const exe = path.join(path.dirname(file), `${WINSW_NAME}.exe`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.copyFileSync(place.winswExe, exe);
     fs.writeFileSync(file, text);
@@ -79,7 +80,7 @@ export async function uninstallService(place: ServicePlace, home: string): Promi
   const file = definitionPath(place, home);
   if (!fs.existsSync(file)) return false;
   if (place.platform === 'win32') {
-    const exe = path.win32.join(path.win32.dirname(file), `${WINSW_NAME}.exe`);
+    const exe = path.join(path.dirname(file), `${WINSW_NAME}.exe`);
     // Stopping a service that is not running fails; removing it is what matters.
     await place.run(exe, ['stop']);
     await must(place, exe, ['uninstall']);
@@ -104,7 +105,7 @@ export function installedServiceHome(
     }
     if (platform === 'win32') {
       for (const home of windowsHomes) {
-        const file = path.win32.join(home, 'service', `${WINSW_NAME}.xml`);
+        const file = path.join(home, 'service', `${WINSW_NAME}.xml`);
         if (fs.existsSync(file)) return homeOfWinsw(fs.readFileSync(file, 'utf8'));
       }
     }
