@@ -127,6 +127,16 @@ describe('USB files that must be refused', () => {
     );
   });
 
+  it('refuses a file written by an earlier installation of the clinic', async () => {
+    await execute(district.pool, 'UPDATE clinicsync_peer SET incarnation = ? WHERE node_id = ?', [
+      'deadbeef',
+      butaro.nodeId,
+    ]);
+    expect(await refusal(district, bytes)).toBe(
+      'This file was written by an earlier installation of butaro (its database was restored or cloned again since); nothing was applied. Write a new file on butaro.',
+    );
+  });
+
   it('refuses a file from a clinic that must be cloned again, and any file while the disk is nearly full', async () => {
     district.settings.storage.minFreeMegabytes = 1e12;
     expect(await refusal(district, bytes)).toMatch(
