@@ -43,6 +43,8 @@ const HEADER_BYTES = 700;
 const MEASURABLE_BYTES = 1_024;
 const MIN_RECORDS = 1;
 const MIN_BYTES = 1_024;
+/** Successes after which a batch may grow back to the size that once failed. */
+const RELAX_AFTER = 20;
 
 type SyncSettings = Pick<
   Settings['sync'],
@@ -53,6 +55,10 @@ export class LinkPace {
   private speed: number | null;
   private records: number;
   private bytes: number;
+  /** below the batch that last failed, until enough successes say the link got better */
+  private ceiling: number | null = null;
+  private successes = 0;
+  private cuts = 0;
 
   /**
    * `settings` is read on every call, so a changed setting applies at once; `measured` seeds the
@@ -96,19 +102,38 @@ export class LinkPace {
 
   /** An exchange went through: learn the speed, and let batches grow again. */
   succeeded(bytes: number, ms: number): void {
+    this.cuts = 0;
     if (bytes >= MEASURABLE_BYTES && ms > 0) {
       const now = (bytes * 1000) / ms;
       this.speed = this.speed === null ? now : this.speed * 0.6 + now * 0.4;
     }
     const s = this.settings();
-    this.records = Math.min(s.batchRecords, Math.max(this.records * 2, MIN_RECORDS));
+    if (this.ceiling !== null && ++this.successes >= RELAX_AFTER) this.ceiling = null;
+    const most = Math.min(s.batchRecords, this.ceiling ?? Infinity);
+    this.records = Math.max(MIN_RECORDS, Math.min(most, this.records * 2));
     this.bytes = Math.min(s.batchBytes, Math.max(this.bytes * 2, MIN_BYTES));
   }
 
-  /** An exchange timed out or was cut: the next one carries half as much. */
-  shrink(): void {
+  /**
+   * An exchange failed on the link. A timeout means the batch was too big for the link: the next
+   * carries half as much as the one that failed (`sentRecords`, where known: a limit far above what
+   * was pending would take many halvings to bite), and batches stay below it a while. A cut is
+   * mostly bad luck, and on a slow link every extra round costs its headers again: only a second
+   * cut in a row halves the batch (a link that drops long transfers), without a ceiling.
+   */
+  failed(failure: LinkFailure, sentRecords?: number): void {
+    if (failure === 'connect') return;
+    if (failure === 'cut' && ++this.cuts < 2) return;
+    this.cuts = 0;
     const cur = this.limits();
-    this.records = Math.max(MIN_RECORDS, Math.floor(cur.records / 2));
+    const records =
+      sentRecords && sentRecords > 0 ? Math.min(cur.records, sentRecords) : cur.records;
+    this.records = Math.max(MIN_RECORDS, Math.floor(records / 2));
     this.bytes = Math.max(MIN_BYTES, Math.floor(cur.bytes / 2));
+    if (failure === 'timeout') {
+      // Growing straight back to the size that failed would fail again: stay below it a while.
+      this.ceiling = Math.max(MIN_RECORDS, records - 1);
+      this.successes = 0;
+    }
   }
 }

@@ -161,9 +161,9 @@ export class NodeService {
       return summary;
     } catch (raw) {
       const e = this.explain(raw);
-      // A batch that did not make it in time, or whose connection was cut, is made smaller.
+      // A batch that did not make it in time (or kept being cut) is made smaller.
       const failure = linkFailureOf(e);
-      if (failure === 'timeout' || failure === 'cut') this.pace?.shrink();
+      if (failure) this.pace?.failed(failure, sentNow);
       if (parentId !== null) {
         await recordExchange(node.pool, {
           peer: parentId,

@@ -573,6 +573,8 @@ function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<
     );
   const declared = Number(req.headers['content-length'] ?? '0');
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
+  // Gone already (cut while the headers were being checked): its 'close' will not come again.
+  if (req.destroyed) return Promise.reject(new HttpReply(400, 'The request was cut short.'));
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
