@@ -7,14 +7,14 @@ import { homeOf, type CliContext } from '../context.js';
 /**
  * `admin-url`: the running engine's admin address with its token, alone on the last line, for a
  * browser on this computer (issue "The React window"). Reads serve.json and the token from the
- * node's home; no database.
+ * node's home (which may hold no node yet: setup mode); no database.
  */
 export function adminUrlCommand(ctx: CliContext): Command {
   return new Command('admin-url')
     .description("print the address of the running engine's admin page, with its token")
     .action((_opts: unknown, cmd: Command) => {
       const home = homeOf(cmd, ctx);
-      home.requireSettings();
+      // No node needed: `serve` on a fresh computer runs in setup mode, for the window's wizard.
       const info = readServeInfo(home);
       if (!info || !processRuns(info.pid)) {
         throw new SyncError(
