@@ -5,7 +5,7 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'out/', 'test-output/'] },
+  { ignores: ['node_modules/', 'dist/', 'out/', 'test-output/', 'renderer/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -23,6 +23,23 @@ export default tseslint.config(
         'error',
         { paths: ['electron', 'electron-store'], patterns: ['**/main/**', '**/preload/**'] },
       ],
+    },
+  },
+  {
+    // The window runs in a browser or a sandboxed Electron renderer: no Node, no Electron.
+    files: ['renderer/src/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['electron', 'electron-store', 'fs', 'path', 'os', 'crypto', 'http', 'net'],
+          patterns: [
+            { regex: '^node:', message: 'The window runs in a browser: no Node modules.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', 'process', 'Buffer', 'require', '__dirname'],
     },
   },
   prettier,
