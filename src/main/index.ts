@@ -11,7 +11,6 @@
  *                        calls it
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   BrowserWindow,
@@ -51,6 +50,7 @@ import { APP_SCHEME, mayNavigate } from './security.js';
 import { SettingsStore, type StoreFactory } from './settingsStore.js';
 import { startShell, type ShellPrefs } from './shell.js';
 import { SwitchableApi } from './switchableApi.js';
+import { uninstallNode } from './uninstallMode.js';
 import type { TrayState } from './trayState.js';
 
 const here = import.meta.dirname;
@@ -221,26 +221,6 @@ function appHome(argv: string[]): string {
   return service ?? resolveHome();
 }
 
-/** Runs the CLI's `uninstall` on this user's node, with its password out of the keyring. */
-async function uninstallMode(home: DesktopHome): Promise<number> {
-  const settings = home.load();
-  if (settings === null) return 0;
-  const { main } = await import('../cli/main.js');
-  const password = home.readSecret('db-password');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clinicsync-'));
-  const file = path.join(dir, 'password');
-  try {
-    const args = ['--home', home.dir, 'uninstall', '--db', settings.db];
-    if (password !== null) {
-      fs.writeFileSync(file, password, { mode: 0o600 });
-      args.push('--db-password-file', file);
-    }
-    return await main(args);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 async function start(): Promise<void> {
   const argv = process.argv.slice(1);
   protocol.registerSchemesAsPrivileged([
@@ -259,7 +239,8 @@ async function start(): Promise<void> {
     return;
   }
   if (argv.includes('--uninstall')) {
-    const code = await uninstallMode(home);
+    const { main } = await import('../cli/main.js');
+    const code = await uninstallNode(home, (args) => main(args));
     setStartAtLogin(false, { platform: process.platform, app: seam.app, env: process.env });
     app.exit(code);
     return;

@@ -39,8 +39,9 @@ export const realServiceHost: ServiceHost = {
   unitDir: SYSTEMD_DIR,
   run: runProgram,
   launcher: () => currentLauncher(),
-  defaultWinsw: (process as { resourcesPath?: string }).resourcesPath
-    ? path.join((process as { resourcesPath?: string }).resourcesPath!, 'winsw', 'WinSW-x64.exe')
+  // The packaged app ships WinSW in its resources, beside the executable that runs this command.
+  defaultWinsw: process.versions.electron
+    ? path.join(path.dirname(process.execPath), 'resources', 'winsw', 'WinSW-x64.exe')
     : null,
 };
 
