@@ -98,7 +98,7 @@ export class StubIpc {
  */
 export function acrossContextBridge<T extends object>(exposed: T): T {
   const copy = (v: unknown): unknown =>
-    typeof v === 'function' ? bridgeFn(v) : structuredClone(v);
+    typeof v === 'function' ? bridgeFn(v as (...a: unknown[]) => unknown) : structuredClone(v);
   const bridgeFn =
     (fn: (...a: unknown[]) => unknown) =>
     (...args: unknown[]): unknown => {
