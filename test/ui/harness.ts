@@ -95,12 +95,18 @@ export function serve(home: string, args: string[] = [], extra: NodeJS.ProcessEn
   };
 }
 
-/** Waits for Debian's Chromium (.ci/run may still be installing it), then starts it. */
+/**
+ * Starts Debian's Chromium, waiting a while for it (CHROMIUM_WAIT_SECONDS, default 120) where a
+ * package install may still be under way.
+ */
 export async function launchChromium(): Promise<Browser> {
-  const until = Date.now() + 10 * 60_000;
+  const until = Date.now() + Number(process.env.CHROMIUM_WAIT_SECONDS ?? 120) * 1000;
   while (!fs.existsSync(CHROMIUM)) {
-    if (Date.now() > until)
-      throw new Error(`${CHROMIUM} did not appear; install Debian's chromium.`);
+    if (Date.now() > until) {
+      throw new Error(
+        `The UI tests need Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH.`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 2000));
   }
   return chromium.launch({

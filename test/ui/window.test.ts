@@ -86,7 +86,13 @@ for (const language of ['en', 'fr'] as const) {
       await open(parentPage, parent);
       await parentPage.getByRole('heading', { name: t('wizard.role.heading') }).waitFor();
       await shot(parentPage, 'wizard-1-role');
-      await parentPage.getByRole('button', { name: t('wizard.role.rootTitle') }).click();
+      // By keyboard alone: the step's heading has the focus, the first choice is one Tab away.
+      await parentPage.keyboard.press('Tab');
+      await expect(
+        parentPage.evaluate(() => document.activeElement?.textContent),
+      ).resolves.toContain(t('wizard.role.rootTitle'));
+      await parentPage.keyboard.press('Enter');
+      await parentPage.getByRole('heading', { name: t('wizard.db.heading') }).waitFor();
 
       await fillDatabase(parentPage, parentDb);
       await expect
@@ -122,6 +128,18 @@ for (const language of ['en', 'fr'] as const) {
       await childPage.getByText(t('wizard.db.empty', { db: childDb.name })).waitFor();
       await shot(childPage, 'wizard-4-database-clinic');
       await childPage.getByRole('button', { name: t('common.next') }).click();
+
+      // Left and come back: the wizard resumes at the step it was on, with what was entered.
+      await childPage.getByRole('heading', { name: t('wizard.parent.heading') }).waitFor();
+      await open(childPage, child);
+      await childPage.getByRole('heading', { name: t('wizard.parent.heading') }).waitFor();
+      const saved = JSON.parse(
+        fs.readFileSync(path.join(child.home, 'setup-progress.json'), 'utf8'),
+      ) as { step: string; role: string; dbUrl: string };
+      expect(saved).toMatchObject({ step: 'parent', role: 'child' });
+      expect(saved.dbUrl).toBe(
+        `mysql://${childDb.target.user}@${childDb.target.host}:${childDb.target.port}/${childDb.name}`,
+      );
 
       // The address as a person types it: an IP address and the port.
       await childPage.locator('#parent-address').fill(new URL(parentListen).host);
@@ -303,6 +321,10 @@ for (const language of ['en', 'fr'] as const) {
 
     it("says it can't reach the main server once it is stopped, in plain words", async () => {
       await parent.stop();
+      await execute(
+        childDb.pool,
+        "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-01-03', 'p-ui-offline')",
+      );
       await childPage.getByRole('button', { name: t('nav.status') }).click();
       await childPage.getByRole('button', { name: t('status.syncNow') }).click();
       const notice = childPage.locator('[data-error-kind="unreachable"]').first();
@@ -314,6 +336,10 @@ for (const language of ['en', 'fr'] as const) {
       await expect(childPage.locator('[data-state]').innerText()).resolves.toContain(
         t('state.offline'),
       );
+      // Nothing is lost: the change waits here for the link.
+      await expect
+        .poll(() => childPage.getByTestId('pending-out').innerText())
+        .toBe(t('status.toSend', { count: 1 }));
       // The engine's own sentence waits behind "Details".
       const details = notice.getByRole('button', { name: t('common.details') });
       await details.click();
