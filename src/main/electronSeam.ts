@@ -112,6 +112,11 @@ export interface AppSeam {
   requestSingleInstanceLock(): boolean;
   /** another launch of the app was refused the lock (it asks this one to show itself) */
   onSecondInstance(fn: () => void): void;
+  /**
+   * the app is asked to quit (Quit, the OS ending the session, an update); `prevent()` holds it
+   * until the shell has stopped the engine, and the shell then quits again
+   */
+  onBeforeQuit(fn: (prevent: () => void) => void): void;
   quit(): void;
   /** Windows and macOS login items */
   setLoginItemSettings(settings: { openAtLogin: boolean; args: string[] }): void;

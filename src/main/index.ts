@@ -148,6 +148,7 @@ function realSeam(): ElectronSeam {
     app: {
       requestSingleInstanceLock: () => app.requestSingleInstanceLock(),
       onSecondInstance: (fn) => app.on('second-instance', () => fn()),
+      onBeforeQuit: (fn) => app.on('before-quit', (event) => fn(() => event.preventDefault())),
       quit: () => app.quit(),
       setLoginItemSettings: (s) => app.setLoginItemSettings(s),
       getLoginItemSettings: () => app.getLoginItemSettings(),
@@ -168,6 +169,8 @@ function realSeam(): ElectronSeam {
       const win = new BrowserWindow(options);
       win.removeMenu();
       lockDown(win.webContents);
+      // Windows ends the session by closing windows, which would only hide this one.
+      win.on('session-end', () => app.quit());
       return {
         webContentsId: win.webContents.id,
         show: () => win.show(),

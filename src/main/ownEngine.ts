@@ -21,8 +21,8 @@ export interface OwnEngineOptions {
 }
 
 /**
- * Runs the node as `clinic-sync serve` does, with the same parts: the endpoint children call, on a
- * child its schedule, and the loopback admin API (on a free port) announced in serve.json, so
+ * Runs the node as `clinic-sync serve` does, with the same parts: the endpoint children call
+ * (where it has or may have children), on a child its schedule, and the loopback admin API (on a free port) announced in serve.json, so
  * `clinic-sync` commands on this computer find this engine instead of starting a second one. The
  * node's lock is taken at once or not at all: a 'locked' SyncError means another engine runs it.
  */
@@ -49,20 +49,29 @@ export async function startOwnEngine(opts: OwnEngineOptions): Promise<OwnEngine>
     purpose: 'the ClinicSync app',
   });
   const undo: (() => Promise<void>)[] = [() => node.close()];
-  const closeAll = async () => {
-    for (const fn of undo.reverse()) await fn().catch(() => undefined);
-  };
+  let closing: Promise<void> | null = null;
+  // Undone in reverse order, once however often it is asked.
+  const closeAll = () =>
+    (closing ??= (async () => {
+      for (const fn of [...undo].reverse()) await fn().catch(() => undefined);
+    })());
   try {
     const client = settings.role === 'child' ? await ParentClient.forNode(node) : null;
     if (client) undo.push(() => client.close());
-    const server = await startSyncServer({
-      node,
-      host: opts.listen.host,
-      port: opts.listen.port,
-      log,
-      extraRoutes: { [SNAPSHOT_PATH]: snapshotRoute(), [VERIFY_PATH]: verifyRoute() },
-    });
-    undo.push(() => server.close());
+    // A clinic laptop with no children of its own opens no port (and so no firewall question);
+    // a root, or a node with children, serves them as `serve` does.
+    const serves =
+      settings.role === 'root' || (await node.peers()).some((p) => p.relation === 'child');
+    const server = serves
+      ? await startSyncServer({
+          node,
+          host: opts.listen.host,
+          port: opts.listen.port,
+          log,
+          extraRoutes: { [SNAPSHOT_PATH]: snapshotRoute(), [VERIFY_PATH]: verifyRoute() },
+        })
+      : null;
+    if (server) undo.push(() => server.close());
     const service = new NodeService(node, client);
     const pause = new SyncPause();
     const schedule = client
@@ -84,7 +93,7 @@ export async function startOwnEngine(opts: OwnEngineOptions): Promise<OwnEngine>
     const infoFile = path.join(home.dir, SERVE_INFO_FILE);
     writeServeFile(home, infoFile, {
       pid: process.pid,
-      listen: server.url,
+      listen: server?.url ?? null,
       admin: admin.url,
       startedAt: new Date().toISOString(),
     });

@@ -55,6 +55,12 @@ export class Shell {
     const { seam, switchable } = opts;
     const api = switchable.api;
     seam.app.onSecondInstance(() => this.showWindow());
+    // However the quit comes, the engine stops first (it finishes a sync in progress).
+    seam.app.onBeforeQuit((prevent) => {
+      if (this.quitting) return;
+      prevent();
+      void this.quit();
+    });
     this.tray = new TrayController({
       tray: seam.createTray('working'),
       keyringWarning: opts.keyringWarning,

@@ -241,12 +241,14 @@ export class StubElectron implements ElectronSeam {
   quits = 0;
   loginItem = { openAtLogin: false, args: [] as string[] };
   private secondInstance: (() => void)[] = [];
+  private beforeQuit: ((prevent: () => void) => void)[] = [];
 
   constructor(private readonly lockHeld = false) {}
 
   readonly app: AppSeam = {
     requestSingleInstanceLock: () => !this.lockHeld,
     onSecondInstance: (fn) => this.secondInstance.push(fn),
+    onBeforeQuit: (fn) => this.beforeQuit.push(fn),
     quit: () => {
       this.quits++;
     },
@@ -269,6 +271,12 @@ export class StubElectron implements ElectronSeam {
   }
   notify(title: string, body: string): void {
     this.notices.push({ title, body });
+  }
+  /** Something asks the app to quit (the OS, an update): true when nothing held it. */
+  askToQuit(): boolean {
+    let held = false;
+    for (const fn of this.beforeQuit) fn(() => (held = true));
+    return !held;
   }
   /** Another launch of the app, refused the lock, asks this one to show itself. */
   launchAgain(): void {

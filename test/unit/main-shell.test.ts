@@ -86,6 +86,17 @@ describe('the window', () => {
     expect(electron.quits).toBe(0);
   });
 
+  it('a quit asked from outside (the OS, an update) waits for the engine to stop', async () => {
+    const { electron, engineClosed } = shell();
+    expect(electron.askToQuit()).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    expect(engineClosed()).toBe(1);
+    expect(electron.quits).toBe(1);
+    // The shell's own quit passes through.
+    expect(electron.askToQuit()).toBe(true);
+    expect(electron.windows[0]!.close()).toBe(true);
+  });
+
   it('Quit stops the engine, then the app, and the window may close', async () => {
     const { electron, s, engineClosed } = shell();
     await s!.quit();
