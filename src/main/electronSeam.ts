@@ -46,7 +46,6 @@ export interface WindowSeam {
    * shell calls it unless the app is quitting
    */
   onCloseRequested(fn: (prevent: () => void) => void): void;
-  destroy(): void;
 }
 
 /** What the window is made with: the security defaults live in security.ts. */

@@ -68,8 +68,9 @@ export class EngineSupervisor {
     if (choice.kind === 'setup') {
       await this.leave();
       this.mode = 'setup';
+      // The window gets the wizard's api; the tray says what to do.
       opts.switchable.use(opts.setupApi?.(() => void this.refresh()) ?? null, NOT_SET_UP);
-      opts.onProblem(opts.setupApi ? null : NOT_SET_UP);
+      opts.onProblem(NOT_SET_UP);
       return;
     }
     if (choice.kind === 'attach') {

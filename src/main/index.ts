@@ -30,6 +30,8 @@ import {
 } from 'electron';
 import ElectronStore from 'electron-store';
 import { createHttpApi } from '../api/httpClient.js';
+import { createSetupApi } from '../api/setupMode.js';
+import { cloneRunner } from '../engine/clone/clone.js';
 import { resolveHome } from '../engine/config/home.js';
 import { installedServiceHome } from '../service/install.js';
 import { appProtocolHandler } from './appProtocol.js';
@@ -180,7 +182,6 @@ function realSeam(): ElectronSeam {
         hide: () => win.hide(),
         load: (url) => void win.loadURL(url),
         onCloseRequested: (fn) => win.on('close', (event) => fn(() => event.preventDefault())),
-        destroy: () => win.destroy(),
       };
     },
     notify(title, body) {
@@ -281,6 +282,8 @@ async function start(): Promise<void> {
         log: (e) => console.error(`${new Date().toISOString()} ${e.level} ${e.message}`),
       }),
     attach: (baseUrl, token) => createHttpApi({ baseUrl, token }),
+    setupApi: (onNodeReady) =>
+      createSetupApi({ home, cloneRunner: cloneRunner(home), onNodeReady }),
   });
   function readSettings() {
     return new SettingsStore({ home, factory: storeFactory }).read();

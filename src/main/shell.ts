@@ -119,10 +119,6 @@ export class Shell {
     }
   }
 
-  get isQuitting(): boolean {
-    return this.quitting;
-  }
-
   private onClose(prevent: () => void): void {
     if (this.quitting) return;
     prevent();

@@ -44,7 +44,6 @@ export class TrayController {
   private readonly notifier: Notifier;
   private blink: ReturnType<typeof setInterval> | null = null;
   private blinkStop: ReturnType<typeof setTimeout> | null = null;
-  private view: EngineView = { status: null, connected: true, problem: null, cloning: false };
 
   constructor(private readonly opts: TrayControllerOptions) {
     this.notifier = new Notifier(opts.now);
@@ -57,7 +56,6 @@ export class TrayController {
   }
 
   update(view: EngineView): void {
-    this.view = view;
     const state = trayStateOf(view);
     const words = statusWords(view, state, this.opts.time ?? localTime);
     const { tray } = this.opts;
@@ -95,11 +93,6 @@ export class TrayController {
       case 'resume':
         return quietly(a.resume());
     }
-  }
-
-  /** The engine's view as last shown. */
-  get lastView(): EngineView {
-    return this.view;
   }
 
   dispose(): void {

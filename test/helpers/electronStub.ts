@@ -210,7 +210,6 @@ export class StubWindow implements WindowSeam {
   onCloseRequested(fn: (prevent: () => void) => void): void {
     this.closeHandler = fn;
   }
-  destroy(): void {}
   /** The user clicks the close box; true when the window really closed. */
   close(): boolean {
     let prevented = false;

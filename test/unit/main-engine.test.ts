@@ -203,10 +203,11 @@ describe('the engine supervisor', () => {
     const setup = new StubEngine();
     let ready: () => void = () => undefined;
     const choices: EngineChoice[] = [{ kind: 'setup' }];
+    const problems: (string | null)[] = [];
     const sup = new EngineSupervisor({
       switchable,
       retryMs: 15_000,
-      onProblem: () => undefined,
+      onProblem: (p) => problems.push(p),
       choose: async () => choices.shift() ?? { kind: 'start' },
       startOwn: async () => ({ api: own.api, close: async () => undefined }),
       attach: () => {
@@ -220,9 +221,11 @@ describe('the engine supervisor', () => {
     cleanup.push(() => sup.close());
     await sup.refresh();
     expect(switchable.current).toBe(setup.api);
+    expect(problems).toEqual([NOT_SET_UP]);
     ready();
     await sup.refresh();
     expect(switchable.current).toBe(own.api);
+    expect(problems).toEqual([NOT_SET_UP, null]);
   });
 
   it('without a setup api, says the computer is not set up', async () => {
