@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { resolveDbTarget } from '../../engine/config/home.js';
+import { SyncError } from '../../engine/errors.js';
+import { parseFingerprint } from '../../engine/transport/tls.js';
 import type { CloneStep } from '../../engine/clone/clone.js';
 import { homeOf, type CliContext } from '../context.js';
 
@@ -8,6 +10,7 @@ interface CloneOptions {
   code: string;
   db: string;
   name: string;
+  fingerprint?: string;
   dbPasswordFile?: string;
 }
 
@@ -33,9 +36,21 @@ export function cloneCommand(ctx: CliContext): Command {
       'the empty database, mysql://user[:password]@host[:port]/database',
     )
     .requiredOption('--name <name>', "this clinic's name under its parent")
+    .option(
+      '--fingerprint <SHA256:…>',
+      'over HTTPS, the parent certificate\'s fingerprint "clinic-sync pair" printed (else the first one met is trusted and shown)',
+    )
     .option('--db-password-file <file>', 'read the database password from this file')
     .action(async (opts: CloneOptions, cmd: Command) => {
       const home = homeOf(cmd, ctx);
+      const fingerprint =
+        opts.fingerprint === undefined ? undefined : parseFingerprint(opts.fingerprint);
+      if (fingerprint === null) {
+        throw new SyncError(
+          'usage',
+          `--fingerprint must be written as "clinic-sync pair" prints it, like SHA256:3q2+7w…, not "${opts.fingerprint}".`,
+        );
+      }
       const { target, passwordSource } = resolveDbTarget(
         opts.db,
         { passwordFile: opts.dbPasswordFile, env: ctx.env },
@@ -63,6 +78,7 @@ export function cloneCommand(ctx: CliContext): Command {
         storeDbPassword: passwordSource !== 'secret',
         onProgress,
         onNote: (line) => ctx.io.err(line),
+        ...(fingerprint ? { fingerprint } : {}),
       });
       try {
         ctx.io.out(describeClone(result, opts.name));

@@ -42,6 +42,9 @@ export function initCommand(ctx: CliContext): Command {
         const { SyncNode } = await import('../../engine/node/node.js');
         const node = await SyncNode.init({ db: target, name: settings.name, settings, home });
         await node.close();
+        // The certificate `serve --https` presents; children trust it by its fingerprint.
+        const { ensureCertificate } = await import('../../engine/transport/tls.js');
+        await ensureCertificate(home, settings.name);
       } catch (e) {
         // A half-made node would block the next init; the database side is the engine's to undo.
         home.forgetNode();

@@ -1,13 +1,14 @@
 import { Command } from 'commander';
 import { SyncError } from '../../engine/errors.js';
-import { withNode, type CliContext } from '../context.js';
+import { homeOf, withNode, type CliContext } from '../context.js';
 
 const DEFAULT_TTL_MINUTES = 60;
 const MAX_TTL_MINUTES = 7 * 24 * 60;
 
 /**
- * `pair [--ttl MINUTES]`: prints a one-time pairing code, alone on the last line of stdout. It
- * only writes one row, so it works whether or not `serve` runs, and takes no node lock.
+ * `pair [--ttl MINUTES]`: prints a one-time pairing code, alone on the last line of stdout, and
+ * above it `fingerprint SHA256:…` of the certificate `serve --https` presents. It only writes one
+ * row, so it works whether or not `serve` runs, and takes no node lock.
  */
 export function pairCommand(ctx: CliContext): Command {
   return new Command('pair')
@@ -26,6 +27,10 @@ export function pairCommand(ctx: CliContext): Command {
       ctx.io.out(
         `Give this code to the clinic that joins; it works once, for ${ttl} minute${ttl === 1 ? '' : 's'}.`,
       );
+      // Over HTTPS the clinic compares this with what its clone shows (or passes --fingerprint).
+      const { readCertificate } = await import('../../engine/transport/tls.js');
+      const certificate = readCertificate(homeOf(cmd, ctx));
+      if (certificate) ctx.io.out(`fingerprint ${certificate.fingerprint}`);
       ctx.io.out(made.code);
     });
 }

@@ -11,6 +11,7 @@ import { SyncError, isSyncError } from '../errors.js';
 import { SyncNode } from '../node/node.js';
 import { NodeService, type SyncSummary } from '../node/service.js';
 import { ParentClient, readParentSecret, writeParentSecret } from '../transport/client.js';
+import { readParentFingerprint, writeParentFingerprint } from '../transport/tls.js';
 import {
   CLONE_INCOMPLETE,
   assertEmptyDatabase,
@@ -61,6 +62,11 @@ export interface CloneOptions {
   onNote?: (line: string) => void;
   /** the HTTP timeout towards the parent, seconds (default: the settings' default) */
   timeoutSeconds?: number;
+  /**
+   * Over HTTPS: the parent certificate's fingerprint to trust ("SHA256:…", from `pair`); without
+   * it the certificate met first is trusted and shown through onNote for the person to compare.
+   */
+  fingerprint?: string;
 }
 
 export interface CloneResult {
@@ -127,6 +133,12 @@ export async function cloneFromParent(opts: CloneOptions): Promise<CloneResult> 
     url: settings.parent!,
     timeoutSeconds: opts.timeoutSeconds ?? settings.sync.timeoutSeconds,
     compression: settings.sync.compression,
+    fingerprint: opts.fingerprint ?? (resumed ? readParentFingerprint(home) : null),
+    fingerprintFrom: opts.fingerprint ? 'option' : 'home',
+    onFirstContact: (fp) =>
+      note(
+        `The main server's certificate fingerprint is ${fp}; check that it is the one "clinic-sync pair" printed there.`,
+      ),
     ...(resumed
       ? {
           nodeId: resumed.nodeId,
@@ -160,6 +172,7 @@ export async function cloneFromParent(opts: CloneOptions): Promise<CloneResult> 
       // The registration is kept at once: the parent now knows this clinic by its node id.
       home.save(settings);
       writeParentSecret(home, paired.secret);
+      if (client.fingerprint) writeParentFingerprint(home, client.fingerprint);
       if (opts.storeDbPassword && opts.db.password) {
         home.writeSecret(DB_PASSWORD_SECRET, opts.db.password);
       }

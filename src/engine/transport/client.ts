@@ -82,6 +82,8 @@ export interface ParentClientOptions {
    * one it presents first (then reported to onFirstContact, which should keep it).
    */
   fingerprint?: string | null;
+  /** where `fingerprint` came from, for the refusal's advice (default: this clinic's home) */
+  fingerprintFrom?: 'home' | 'option';
   onFirstContact?: (fingerprint: string) => void;
   /** how host names are looked up (tests; default the operating system's, every connection) */
   lookup?: LookupFunction;
@@ -142,6 +144,8 @@ export class ParentClient implements ParentLink {
   private readonly onFirstContact: ((fingerprint: string) => void) | undefined;
   private readonly lookup: LookupFunction | undefined;
   private tlsSession: Buffer | null = null;
+  private readonly pinFrom: 'home' | 'option';
+  private readonly tls = { connections: 0, resumed: 0 };
 
   constructor(opts: ParentClientOptions) {
     let u: URL;
@@ -173,6 +177,7 @@ export class ParentClient implements ParentLink {
     this.secret = opts.secret ?? null;
     this.parentNodeId = opts.parentNodeId ?? null;
     this.pin = opts.fingerprint ?? null;
+    this.pinFrom = opts.fingerprintFrom ?? 'home';
     this.onFirstContact = opts.onFirstContact;
     this.lookup = opts.lookup;
     this.agent = this.newAgent();
@@ -207,6 +212,11 @@ export class ParentClient implements ParentLink {
       onFirstContact: (fp) => writeParentFingerprint(node.home, fp),
       ...(opts.now ? { now: opts.now } : {}),
     });
+  }
+
+  /** TLS connections made, and how many of them resumed an earlier session (no full handshake). */
+  get tlsConnections(): { connections: number; resumed: number } {
+    return { ...this.tls };
   }
 
   /** The parent certificate's fingerprint this client met or trusts (HTTPS), else null. */
@@ -422,6 +432,8 @@ export class ParentClient implements ParentLink {
           callback(refusal, null);
           return;
         }
+        this.tls.connections++;
+        if (socket.isSessionReused()) this.tls.resumed++;
         const s = socket.getSession();
         if (s) this.tlsSession = s;
         socket.on('session', (ticket: Buffer) => {
@@ -434,6 +446,9 @@ export class ParentClient implements ParentLink {
 
   /** Null where the parent's certificate is the trusted one (or the first one met), else why not. */
   private checkCertificate(socket: TLSSocket): SyncError | null {
+    // A resumed session carries no certificate; it can only be one this client kept from a
+    // connection whose certificate passed this check (only the real server can resume it).
+    if (socket.isSessionReused()) return null;
     const cert = socket.getPeerCertificate();
     if (!cert?.raw) {
       return new SyncError(
@@ -449,6 +464,12 @@ export class ParentClient implements ParentLink {
       return null;
     }
     if (fp === this.pin) return null;
+    if (this.pinFrom === 'option') {
+      return new SyncError(
+        'protocol',
+        `The main server at ${this.url} presented the certificate ${fp}, not ${this.pin} as given with --fingerprint, so nothing was sent; check the address, and the fingerprint "clinic-sync pair" prints there.`,
+      );
+    }
     return new SyncError(
       'protocol',
       `The main server at ${this.url} presented a different certificate (${fp}) from the one this clinic trusts (${this.pin}), so nothing was sent: someone may be in between. If its certificate was really replaced, check the new fingerprint with "clinic-sync pair" there, then trust it here by removing the file secrets/parent-fingerprint from this clinic's ClinicSync folder.`,
