@@ -33,6 +33,7 @@ import { createHttpApi } from '../api/httpClient.js';
 import { createSetupApi } from '../api/setupMode.js';
 import { cloneRunner } from '../engine/clone/clone.js';
 import { resolveHome } from '../engine/config/home.js';
+import { SyncError } from '../engine/errors.js';
 import { installedServiceHome } from '../service/install.js';
 import { appProtocolHandler } from './appProtocol.js';
 import { HIDDEN_FLAG, setStartAtLogin, startsAtLogin } from './autostart.js';
@@ -225,6 +226,16 @@ function appHome(argv: string[]): string {
   return service ?? resolveHome();
 }
 
+/** Whether this account may read a folder that exists (a service's home may belong to another). */
+function readable(dir: string): boolean {
+  try {
+    fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 async function start(): Promise<void> {
   const argv = process.argv.slice(1);
   protocol.registerSchemesAsPrivileged([
@@ -273,7 +284,15 @@ async function start(): Promise<void> {
     switchable,
     retryMs: 15_000,
     onProblem: (s) => onProblem(s),
-    choose: () => chooseEngine(home, readSettings() !== null, realProbe(answers)),
+    choose: async () => {
+      if (!readable(home.dir)) {
+        throw new SyncError(
+          'state',
+          `ClinicSync runs here as a service under another account, and this account cannot read its folder ${home.dir}; ask your IT person to run the service as your account.`,
+        );
+      }
+      return chooseEngine(home, readSettings() !== null, realProbe(answers));
+    },
     startOwn: () =>
       startOwnEngine({
         home,
