@@ -37,7 +37,7 @@ export interface Served {
   proc: ChildProcess;
   home: string;
   output(): string;
-  /** resolves with the line's address once stdout has printed `WORD http://…` */
+  /** resolves with the line's address once stdout has printed `WORD http(s)://…` */
   line(word: 'listening' | 'setup'): Promise<string>;
   /** the admin page's address with its token (`clinic-sync admin-url`) */
   adminUrl(): Promise<string>;
@@ -71,7 +71,7 @@ export function serve(home: string, args: string[] = [], extra: NodeJS.ProcessEn
           90_000,
         );
         const check = () => {
-          const m = new RegExp(`^${word} (http://\\S+)$`, 'm').exec(out);
+          const m = new RegExp(`^${word} (https?://\\S+)$`, 'm').exec(out);
           if (m) {
             clearTimeout(timer);
             resolve(m[1]!);

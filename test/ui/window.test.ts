@@ -42,14 +42,17 @@ for (const language of ['en', 'fr'] as const) {
     let childPage: Page;
     let parentListen = '';
     let code = '';
+    let shownFingerprint = '';
     const shot = (page: Page, name: string) => screenshot(page, `${language}-${name}`);
+    // The French run's main server serves HTTPS: the clinic confirms its certificate.
+    const https = language === 'fr';
 
     beforeAll(async () => {
       fs.mkdirSync(key, { recursive: true });
       parentDb = await createTestDb('cs_ui_parent');
       await createClinicSchema(parentDb.pool);
       childDb = await createTestDb('cs_ui_child');
-      parent = serve(path.join(dir, 'district'), [], removable);
+      parent = serve(path.join(dir, 'district'), https ? ['--https'] : [], removable);
       child = serve(path.join(dir, 'centre'), ['--interval', '86400'], removable);
       parentPage = await browser.newPage({ viewport: VIEWPORT });
       childPage = await browser.newPage({ viewport: VIEWPORT });
@@ -107,6 +110,10 @@ for (const language of ['en', 'fr'] as const) {
       parentListen = await parent.line('listening');
       await parentPage.getByRole('button', { name: t('wizard.pairing.make') }).click();
       code = (await parentPage.getByTestId('pairing-code').innerText()).trim();
+      // Over HTTPS the main server shows its certificate's fingerprint beside the code.
+      const own = parentPage.getByTestId('own-fingerprint');
+      if (https) shownFingerprint = (await own.innerText()).trim();
+      else expect(await own.count()).toBe(0);
       expect(code).toMatch(/^[A-Z0-9]{4}(-[A-Z0-9]{4}){2,}$/);
       await shot(parentPage, 'wizard-3-pairing');
       await parentPage.getByRole('button', { name: t('common.next') }).click();
@@ -141,12 +148,25 @@ for (const language of ['en', 'fr'] as const) {
         `mysql://${childDb.target.user}@${childDb.target.host}:${childDb.target.port}/${childDb.name}`,
       );
 
-      // The address as a person types it: an IP address and the port.
-      await childPage.locator('#parent-address').fill(new URL(parentListen).host);
+      // The address as a person types it: an IP address and the port (https:// when it is).
+      const typed = https ? parentListen : new URL(parentListen).host;
+      await childPage.locator('#parent-address').fill(typed);
       await childPage.getByRole('button', { name: t('wizard.parent.check') }).click();
       await childPage.getByText(t('wizard.parent.found', { name: 'District Hospital' })).waitFor();
       await childPage.locator('#clinic-name').fill('Butaro');
       await childPage.locator('#pairing-code').fill(code);
+      const next = childPage.getByRole('button', { name: t('common.next') });
+      if (https) {
+        // The same fingerprint the main server printed, to be confirmed before going on.
+        const printed = /certificate fingerprint (SHA256:\S+)/.exec(parent.output())?.[1];
+        expect(printed).toMatch(/^SHA256:/);
+        expect(shownFingerprint).toBe(printed);
+        expect(await childPage.locator('.fingerprint code').innerText()).toBe(printed);
+        expect(await next.isDisabled()).toBe(true);
+        await childPage.getByLabel(t('wizard.parent.fingerprintSame')).check();
+      } else {
+        await childPage.getByText(t('wizard.parent.plainHttp')).waitFor();
+      }
       await shot(childPage, 'wizard-5-main-server');
       await childPage.getByRole('button', { name: t('common.next') }).click();
 
@@ -164,9 +184,9 @@ for (const language of ['en', 'fr'] as const) {
         .toBe('done');
       expect(await progress.innerText()).toContain(t('wizard.clone.phase.done'));
       await shot(childPage, 'wizard-7-copy-done');
-      const next = childPage.getByRole('button', { name: t('common.next') });
-      await expect.poll(() => next.isEnabled(), { timeout: 30_000 }).toBe(true);
-      await next.click();
+      const onward = childPage.getByRole('button', { name: t('common.next') });
+      await expect.poll(() => onward.isEnabled(), { timeout: 30_000 }).toBe(true);
+      await onward.click();
 
       await childPage.getByRole('heading', { name: t('wizard.schedule.heading') }).waitFor();
       await childPage.locator('#interval').selectOption('86400');

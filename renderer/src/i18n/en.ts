@@ -248,6 +248,7 @@ export const en = {
       address:
         'The clinic will also need this main server’s address: its IP address or name, and port {{port}}.',
       later: 'You can make more codes later, in Settings.',
+      fingerprint: 'Security code of this main server (the clinic compares it)',
     },
     parent: {
       heading: 'The main server',

@@ -249,6 +249,7 @@ export const fr: Messages = {
       address:
         'Le centre aura aussi besoin de l’adresse de ce serveur principal : son adresse IP ou son nom, et le port {{port}}.',
       later: 'Vous pourrez créer d’autres codes plus tard, dans les Réglages.',
+      fingerprint: 'Code de sécurité de ce serveur principal (le centre le compare)',
     },
     parent: {
       heading: 'Le serveur principal',

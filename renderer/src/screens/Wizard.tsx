@@ -702,6 +702,14 @@ export function PairingCodes({ ready }: { ready: boolean }) {
             <span className="hint">
               {t('wizard.pairing.expires', { time: f.dateTime(c.expiresAt) })}
             </span>
+            {c.fingerprint && (
+              <>
+                <span className="code-label">{t('wizard.pairing.fingerprint')}</span>
+                <code className="code small" data-testid="own-fingerprint">
+                  {c.fingerprint}
+                </code>
+              </>
+            )}
           </div>
         ))}
       </div>
