@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { LookupFunction } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
 import { isSyncError } from '../../src/engine/errors.js';
@@ -291,4 +292,66 @@ describe('exchanges over a 1 kbit/s link that stalls and is cut at random bytes'
       await fresh.close();
     }
   }, 300_000);
+
+  it('looks the parent up afresh on every attempt: a DDNS name that moved is followed', async () => {
+    const c = children[1]!;
+    const fresh = await startSyncServer({ node: root, host: '127.0.0.1', port: 0 });
+    // The parent "moves" from one address to another behind the same name and port.
+    const a = await startProxy({ target: { host: fresh.host, port: fresh.port } });
+    const b = await startProxy({
+      target: { host: fresh.host, port: fresh.port },
+      host: '127.0.0.2',
+      port: a.port,
+    });
+    let address = '127.0.0.1';
+    const lookups: string[] = [];
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      lookups.push(hostname);
+      if (hostname !== 'parent.clinic.test') {
+        callback(Object.assign(new Error('not found'), { code: 'ENOTFOUND' }), '', 4);
+      } else if ((options as { all?: boolean }).all) {
+        (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [
+          { address, family: 4 },
+        ]);
+      } else callback(null, address, 4);
+    };
+    const client = new ParentClient({
+      url: `http://parent.clinic.test:${a.port}`,
+      timeoutSeconds: 5,
+      nodeId: c.node.nodeId,
+      secret: readParentSecret(c.node.home),
+      parentNodeId: root.nodeId,
+      lookup,
+    });
+    try {
+      const service = new NodeService(c.node, client);
+      await execute(
+        c.node.pool,
+        "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('M', 1, '2026-03-03', 'p-ddns-1')",
+      );
+      await service.syncNow();
+      expect(a.stats.connections).toBe(1);
+      const looked = lookups.length;
+      address = '127.0.0.2';
+      await execute(
+        c.node.pool,
+        "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('M', 1, '2026-03-03', 'p-ddns-2')",
+      );
+      await service.syncNow();
+      // The second sync looked the name up again and went to the new address.
+      expect(lookups.length).toBeGreaterThan(looked);
+      expect(b.stats.connections).toBe(1);
+      expect(a.stats.connections).toBe(1);
+      const [n] = await queryRows(
+        root.pool,
+        "SELECT COUNT(*) AS n FROM person WHERE uuid IN ('p-ddns-1', 'p-ddns-2')",
+      );
+      expect(Number(n!.n)).toBe(2);
+    } finally {
+      await client.close();
+      await a.close();
+      await b.close();
+      await fresh.close();
+    }
+  }, 120_000);
 });
