@@ -241,6 +241,8 @@ async function start(): Promise<void> {
   protocol.registerSchemesAsPrivileged([
     { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
   ]);
+  // Windows shows notifications only for an app with the id its Start-menu shortcut carries.
+  if (process.platform === 'win32') app.setAppUserModelId('org.clinicsync.app');
   await app.whenReady();
   const seam = realSeam();
   const home = new DesktopHome(appHome(argv), seam.safeStorage);
@@ -312,7 +314,7 @@ async function start(): Promise<void> {
     seam,
     switchable,
     preloadPath: path.join(here, '..', 'preload', 'index.cjs'),
-    windowIcon: path.join(resources, 'icons', 'app', '256.png'),
+    windowIcon: path.join(resources, 'icons', 'app', '256x256.png'),
     hidden: argv.includes(HIDDEN_FLAG),
     keyringWarning: keyringWarning(seam.safeStorage),
     prefs: {

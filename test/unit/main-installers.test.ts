@@ -75,6 +75,17 @@ describe('electron-builder.yml', () => {
     expect(fs.statSync(path.join(ROOT, 'build/linux/before-remove.sh')).mode & 0o111).not.toBe(0);
   });
 
+  it('agrees with the main process: the app id its notifications need, the icons it loads', async () => {
+    const c = (await builderConfig()) as BuilderConfig & { appId: string };
+    const main = fs.readFileSync(path.join(ROOT, 'src/main/index.ts'), 'utf8');
+    expect(main).toContain(`app.setAppUserModelId('${c.appId}')`);
+    const icon = /path\.join\(resources, 'icons', 'app', '([^']+)'\)/.exec(main)?.[1];
+    expect(icon).toBeDefined();
+    expect(c.extraResources).toContainEqual({ from: 'build/icons/app', to: 'icons/app' });
+    expect(c.extraResources).toContainEqual({ from: 'build/icons/tray', to: 'icons/tray' });
+    expect(fs.existsSync(path.join(ROOT, 'build/icons/app', icon!))).toBe(true);
+  });
+
   it('has the Windows uninstaller take ClinicSync out of the databases, but not on an update', () => {
     const nsh = fs.readFileSync(path.join(ROOT, 'build/installer.nsh'), 'utf8');
     const body = nsh.slice(nsh.indexOf('!macro customUnInstall'), nsh.indexOf('!macroend'));
