@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ErrorNotice } from './components/ErrorNotice.js';
 import { StateIcon } from './components/StateIcon.js';
@@ -15,6 +15,12 @@ import { useEngine } from './useEngine.js';
 type Screen = 'status' | 'conflicts' | 'usb' | 'settings';
 const SCREENS: Screen[] = ['status', 'conflicts', 'usb', 'settings'];
 
+/** `#/usb` and the like open that screen: the tray's "Save to USB key" loads the window so. */
+function screenInHash(): Screen | null {
+  const name = window.location.hash.replace(/^#\/?/, '');
+  return (SCREENS as string[]).includes(name) ? (name as Screen) : null;
+}
+
 export function App({
   language,
   onLanguage,
@@ -25,7 +31,15 @@ export function App({
   const { t } = useTranslation();
   const api = useApi();
   const engine = useEngine(api);
-  const [screen, setScreen] = useState<Screen>('status');
+  const [screen, setScreen] = useState<Screen>(() => screenInHash() ?? 'status');
+  useEffect(() => {
+    const follow = () => {
+      const wanted = screenInHash();
+      if (wanted) setScreen(wanted);
+    };
+    window.addEventListener('hashchange', follow);
+    return () => window.removeEventListener('hashchange', follow);
+  }, []);
   const { setup, status } = engine;
 
   const languagePicker = (
