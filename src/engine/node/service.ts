@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { explainDbError, queryRows } from '../db/pool.js';
+import { queryRows } from '../db/pool.js';
 import { SyncError, isSyncError } from '../errors.js';
 import type { Envelope } from '../protocol/types.js';
-import { dbTrouble, withDbRetry } from './dbRetry.js';
+import { databaseAway, dbTrouble, withDbRetry } from './dbRetry.js';
 import { diskGuardOf } from './disk.js';
 import { recordExchange } from './history.js';
 import type { SyncNode } from './node.js';
@@ -188,8 +188,17 @@ export class NodeService {
   /** Any failure as a SyncError with one sentence: a driver error is explained, never raw. */
   private explain(e: unknown): SyncError {
     if (isSyncError(e)) return e;
-    if (dbTrouble(e) !== null || (e as { sqlMessage?: unknown }).sqlMessage !== undefined)
-      return explainDbError(e, this.node.db);
+    const trouble = dbTrouble(e);
+    if (trouble !== null) return databaseAway(e, trouble, this.node.db);
+    const code = (e as { code?: unknown }).code;
+    if ((e as { sqlMessage?: unknown }).sqlMessage !== undefined && typeof code === 'string') {
+      // The server's own message can quote row values (a duplicate key's): only its code goes on.
+      return new SyncError(
+        'database',
+        `The database at ${this.node.db.host}:${this.node.db.port} refused the sync's work (${code}); ClinicSync will try again.`,
+        { cause: e },
+      );
+    }
     return new SyncError(
       'state',
       `The sync stopped on an unexpected error (${e instanceof Error ? e.name : typeof e}); it will be tried again.`,
