@@ -94,6 +94,13 @@ export const bench: Bench = {
           { label: 'SymmetricDS CSV gzipped', value: csv.gzipBytes / records },
           1,
         ),
+        // What the envelopes themselves weigh (gzipped XML bodies, both ways), without HTTP.
+        compared(
+          'exchange bodies per record (no HTTP headers)',
+          (summary.bytesUp + summary.bytesDown) / records,
+          'B',
+          { label: 'SymmetricDS CSV gzipped', value: csv.gzipBytes / records },
+        ),
         compared(
           `${slowRecords} records at ${size.slowRate === RATE_1KBIT ? '1 kbit/s' : `${size.slowRate} B/s`}`,
           slowSeconds,
