@@ -352,6 +352,26 @@ async function call(
       return api.startClone(body as Parameters<SyncApi['startClone']>[0]);
     case 'cloneProgress':
       return api.cloneProgress();
+    case 'getSetupState':
+      return api.getSetupState();
+    case 'saveSetupProgress':
+      return api.saveSetupProgress((body ?? null) as Parameters<SyncApi['saveSetupProgress']>[0]);
+    case 'detectOpenmrs':
+      return api.detectOpenmrs();
+    case 'testDatabase':
+      return api.testDatabase(body as Parameters<SyncApi['testDatabase']>[0]);
+    case 'initRoot':
+      return api.initRoot(body as Parameters<SyncApi['initRoot']>[0]);
+    case 'checkParent':
+      return api.checkParent(body as Parameters<SyncApi['checkParent']>[0]);
+    case 'listDrives':
+      return api.listDrives();
+    case 'findTransferFiles':
+      return api.findTransferFiles(body as Parameters<SyncApi['findTransferFiles']>[0]);
+    case 'exportTransfer':
+      return api.exportTransfer(body as Parameters<SyncApi['exportTransfer']>[0]);
+    case 'importTransfer':
+      return api.importTransfer(body as Parameters<SyncApi['importTransfer']>[0]);
   }
 }
 

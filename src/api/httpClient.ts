@@ -96,6 +96,17 @@ export function createHttpApi(opts: HttpApiOptions): SyncApi {
     listParked: (req) => request('listParked', { query: req }),
     startClone: (req) => request('startClone', { body: req }),
     cloneProgress: () => request('cloneProgress'),
+    getSetupState: () => request('getSetupState'),
+    // JSON null travels as the body "null": forget the progress.
+    saveSetupProgress: (progress) => request('saveSetupProgress', { body: progress }),
+    detectOpenmrs: () => request('detectOpenmrs'),
+    testDatabase: (req) => request('testDatabase', { body: req }),
+    initRoot: (req) => request('initRoot', { body: req }),
+    checkParent: (req) => request('checkParent', { body: req }),
+    listDrives: () => request('listDrives'),
+    findTransferFiles: (req) => request('findTransferFiles', { body: req }),
+    exportTransfer: (req) => request('exportTransfer', { body: req }),
+    importTransfer: (req) => request('importTransfer', { body: req }),
 
     subscribe(listener) {
       const controller = new AbortController();

@@ -1,7 +1,7 @@
+import path from 'node:path';
 import { z } from 'zod';
-import { setSetting, settingsSchema } from '../engine/config/settings.js';
+import { setSetting } from '../engine/config/settings.js';
 import { explainDbError } from '../engine/db/pool.js';
-import { parseDbUrl } from '../engine/db/url.js';
 import { isSyncError } from '../engine/errors.js';
 import { listConflicts } from '../engine/apply/conflicts.js';
 import { exchangeHistory } from '../engine/node/history.js';
@@ -9,36 +9,32 @@ import { getMeta } from '../engine/node/meta.js';
 import type { EngineEvent, NodeService } from '../engine/node/service.js';
 import type { NodeStatus } from '../engine/node/types.js';
 import { createPairingCode } from '../engine/transport/pairing.js';
+import { readCertificate } from '../engine/transport/tls.js';
+import { listRemovableDrives } from '../engine/transfer/drives.js';
+import { findTransferFiles } from '../engine/transfer/findFiles.js';
+import { loadTransferFile } from '../engine/transfer/loadFile.js';
+import { exportForParent } from '../engine/transfer/writeFile.js';
+import { CloneJob, type CloneRunner } from './cloneJob.js';
 import { listParkedRows } from './parked.js';
+import { checkParent, detectOpenmrs, loadProgress, saveProgress, testDatabase } from './setup.js';
 import {
   ApiError,
   childContact,
   isApiError,
   isApiErrorKind,
   overallState,
-  type ApiErrorBody,
   type ApiErrorKind,
   type ApiEvent,
   type ApiStatus,
-  type CloneProgress,
   type CloneRequest,
   type PairingCode,
   type PauseRequest,
   type PauseState,
+  type SetupState,
   type SyncApi,
 } from './types.js';
 
-/**
- * The clone flow, provided by the clone engine (src/engine/clone): runs one clone of a parent
- * into an empty database to the end, reporting progress as it goes, and rejects with a SyncError
- * (or ApiError) saying why when it fails. The API only starts it and relays its progress.
- */
-export interface CloneRunner {
-  run(req: CloneRequest, onProgress: (p: CloneStep) => void): Promise<void>;
-}
-
-/** A runner's progress report: failures come as its rejection, not as a step. */
-export type CloneStep = Omit<CloneProgress, 'error'>;
+export type { CloneRunner, CloneStep } from './cloneJob.js';
 
 /** What the scheduler (issue "scheduler") tells the status: when it will next exchange. */
 export interface ScheduleView {
@@ -142,23 +138,18 @@ const pauseSchema = z
   .object({ hours: z.union([z.literal(2), z.literal(8), z.literal(24), z.null()]) })
   .strict();
 const pairingSchema = z.object({ ttlMinutes: z.number().int().min(1).max(10_080) }).strict();
-const httpUrl = z.string().refine((s) => {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-  } catch {
-    return false;
-  }
-});
-const cloneSchema = z
-  .object({
-    parentUrl: httpUrl,
-    code: z.string().trim().min(1).max(100),
-    dbUrl: z.string().min(1).max(1_000),
-    name: settingsSchema.shape.name,
-  })
+// The engine may run in another folder than the window: only full paths mean one place.
+const fullPath = z
+  .string()
+  .min(1)
+  .max(4_096)
+  .refine((p) => path.isAbsolute(p) && !p.includes('\0'));
+const dirSchema = z.object({ dir: fullPath }).strict();
+const importSchema = z
+  .object({ file: fullPath, replyDir: fullPath.nullable().optional() })
   .strict();
-
+const FOLDER_SENTENCE =
+  'Give the folder as a full path, like /media/nurse/KEY or E:\\ (a drive from the list of USB keys).';
 function parse<S extends z.ZodType>(schema: S, value: unknown, sentence: string): z.output<S> {
   const r = schema.safeParse(value);
   if (!r.success) throw new ApiError('usage', sentence);
@@ -192,8 +183,6 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
 
   let syncing = false;
   let lastErrorKind: ApiErrorKind | null = null;
-  let clone: CloneProgress | null = null;
-  let cloneRunning = false;
 
   const iso = () => new Date(now()).toISOString();
 
@@ -336,10 +325,16 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
     { once: true },
   );
 
-  function setClone(p: CloneProgress): void {
-    clone = p;
-    send({ type: 'clone-progress', progress: { ...p } });
-  }
+  const cloneJob = new CloneJob({
+    runner: opts.cloneRunner,
+    report: (progress) => send({ type: 'clone-progress', progress }),
+    explain: toApiError,
+  });
+  const setupState = (): SetupState => ({
+    node: { name: node.settings.name, role: node.settings.role },
+    progress: loadProgress(node.home),
+    clone: cloneJob.progress(),
+  });
 
   return {
     getStatus: () => guard(currentStatus),
@@ -392,6 +387,8 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
         // The running engine reads its sync limits from this object: they apply at once. The
         // database and the tables take effect when the engine next starts.
         if (key.startsWith('sync.')) Object.assign(node.settings.sync, next.sync);
+        // So do the limits of growth (the disk threshold, the silent-child limit, the log's size).
+        if (key.startsWith('storage.')) Object.assign(node.settings.storage, next.storage);
         return next;
       }),
 
@@ -402,7 +399,9 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
           req,
           "A pairing code's lifetime must be a whole number of minutes from 1 to 10080.",
         );
-        return makeCode(ttlMinutes);
+        const made = await makeCode(ttlMinutes);
+        // What `clinic-sync pair` prints too: the clinic compares it on first contact (HTTPS).
+        return { ...made, fingerprint: readCertificate(node.home)?.fingerprint ?? null };
       }),
 
     listConflicts: (req) =>
@@ -430,59 +429,59 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
         return rows.map((r) => ({ ...r, originName: known.get(r.origin) ?? null }));
       }),
 
-    startClone: (req: CloneRequest) =>
+    startClone: (req: CloneRequest) => guard(() => cloneJob.start(req)),
+
+    cloneProgress: () => guard(() => cloneJob.progress()),
+
+    getSetupState: () => guard(setupState),
+
+    saveSetupProgress: (progress) =>
       guard(() => {
-        const valid = parse(
-          cloneSchema,
-          req,
-          'A clone needs the parent address (http:// or https://), the pairing code, the database address and a name of 1 to 40 letters, digits, spaces, dots, dashes or underscores.',
-        );
-        parseDbUrl(valid.dbUrl);
-        const runner = opts.cloneRunner;
-        if (!runner) {
-          throw new ApiError(
-            'state',
-            'This engine cannot clone; run "clinic-sync clone --parent URL --code CODE --db URL --name NAME".',
-          );
-        }
-        if (cloneRunning) {
-          throw new ApiError('state', 'A clone is already running; wait for it to finish.');
-        }
-        cloneRunning = true;
-        const first: CloneProgress = {
-          phase: 'starting',
-          tablesDone: 0,
-          tablesTotal: 0,
-          rowsDone: 0,
-          bytesDone: 0,
-          etaSeconds: null,
-          error: null,
-        };
-        setClone(first);
-        void runner
-          .run(valid, (p) => {
-            if (cloneRunning) setClone({ ...p, error: null });
-          })
-          .then(
-            () => {
-              cloneRunning = false;
-              setClone({ ...(clone ?? first), phase: 'done', etaSeconds: 0, error: null });
-            },
-            (e: unknown) => {
-              cloneRunning = false;
-              const { kind, message }: ApiErrorBody = toApiError(e);
-              setClone({
-                ...(clone ?? first),
-                phase: 'failed',
-                etaSeconds: null,
-                error: { kind, message },
-              });
-            },
-          );
-        return { ...first };
+        saveProgress(node.home, progress);
+        return setupState();
       }),
 
-    cloneProgress: () => guard(() => (clone ? { ...clone } : null)),
+    detectOpenmrs: () => guard(() => detectOpenmrs()),
+
+    testDatabase: (req) => guard(() => testDatabase(req)),
+
+    initRoot: () =>
+      guard(() => {
+        throw new ApiError(
+          'state',
+          `This computer already holds the node "${node.settings.name}"; it cannot become another main server.`,
+        );
+      }),
+
+    checkParent: (req) => guard(() => checkParent(req, node.settings.sync.timeoutSeconds)),
+
+    listDrives: () => guard(() => listRemovableDrives()),
+
+    findTransferFiles: (req) =>
+      guard(() => {
+        const { dir } = parse(dirSchema, req, FOLDER_SENTENCE);
+        return findTransferFiles(dir, node.nodeId);
+      }),
+
+    exportTransfer: (req) =>
+      guard(async () => {
+        const { dir } = parse(dirSchema, req, FOLDER_SENTENCE);
+        const summary = await exportForParent(node, dir);
+        emitStatus();
+        return summary;
+      }),
+
+    importTransfer: (req) =>
+      guard(async () => {
+        const { file, replyDir } = parse(
+          importSchema,
+          req,
+          'Give the transfer file, and the folder for the reply if any, as full paths, like /media/nurse/KEY/clinicsync-butaro-to-district-20261126T1432Z.csync.',
+        );
+        const summary = await loadTransferFile(node, file, { replyDir: replyDir ?? null });
+        emitStatus();
+        return summary;
+      }),
 
     subscribe(listener) {
       // The current status comes first; events that happen meanwhile wait behind it.

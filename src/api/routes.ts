@@ -16,6 +16,16 @@
  *   POST /api/clone {parentUrl, code, dbUrl, name}  startClone
  *   GET  /api/clone                  cloneProgress
  *   GET  /api/events                 subscribe (Server-Sent Events, one JSON ApiEvent per message)
+ *   GET  /api/setup                  getSetupState
+ *   PUT  /api/setup/progress {…}     saveSetupProgress (null forgets it)
+ *   GET  /api/setup/openmrs          detectOpenmrs
+ *   POST /api/setup/database-test {dbUrl, create}  testDatabase
+ *   POST /api/setup/init {dbUrl, name}  initRoot
+ *   POST /api/setup/parent-check {parentUrl}  checkParent
+ *   GET  /api/drives                 listDrives
+ *   POST /api/transfer/files {dir}   findTransferFiles
+ *   POST /api/transfer/export {dir}  exportTransfer
+ *   POST /api/transfer/import {file, replyDir}  importTransfer
  */
 import type { ApiErrorKind, ApiOperation } from './types.js';
 
@@ -44,6 +54,16 @@ export const ROUTES: Record<ApiOperation, Route> = {
   startClone: { method: 'POST', path: '/api/clone', input: 'body' },
   cloneProgress: { method: 'GET', path: '/api/clone', input: 'none' },
   subscribe: { method: 'GET', path: '/api/events', input: 'none' },
+  getSetupState: { method: 'GET', path: '/api/setup', input: 'none' },
+  saveSetupProgress: { method: 'PUT', path: '/api/setup/progress', input: 'body' },
+  detectOpenmrs: { method: 'GET', path: '/api/setup/openmrs', input: 'none' },
+  testDatabase: { method: 'POST', path: '/api/setup/database-test', input: 'body' },
+  initRoot: { method: 'POST', path: '/api/setup/init', input: 'body' },
+  checkParent: { method: 'POST', path: '/api/setup/parent-check', input: 'body' },
+  listDrives: { method: 'GET', path: '/api/drives', input: 'none' },
+  findTransferFiles: { method: 'POST', path: '/api/transfer/files', input: 'body' },
+  exportTransfer: { method: 'POST', path: '/api/transfer/export', input: 'body' },
+  importTransfer: { method: 'POST', path: '/api/transfer/import', input: 'body' },
 };
 
 /** The HTTP status for each error kind; the JSON body's `kind` stays the authority. */

@@ -15,6 +15,16 @@ import type { ErrorKind } from '../engine/errors.js';
 import type { ChildStatus, NodeStatus } from '../engine/node/types.js';
 import type { ExchangeRecord } from '../engine/node/history.js';
 import type { SyncSummary } from '../engine/node/service.js';
+import type {
+  ExportRequest,
+  ExportSummary,
+  ImportRequest,
+  ImportSummary,
+  RemovableDrive,
+  TransferFileInfo,
+  TransferFileUse,
+  TransferParty,
+} from '../engine/transfer/types.js';
 
 export type { Settings, SettingValue, ChildStatus, NodeStatus };
 
@@ -132,6 +142,18 @@ export function childContact(lastContactAt: string | null, nowMs: number): Child
 /** The result of syncNow: what one sync (exchanges until quiet) moved. */
 export type { SyncSummary };
 
+/** USB transfer (issue 7): drives, files on them, and what saving or loading one did. */
+export type {
+  ExportRequest,
+  ExportSummary,
+  ImportRequest,
+  ImportSummary,
+  RemovableDrive,
+  TransferFileInfo,
+  TransferFileUse,
+  TransferParty,
+};
+
 /** Pause for 2, 8 or 24 hours (resumes by itself), or null: until resumed. */
 export interface PauseRequest {
   hours: 2 | 8 | 24 | null;
@@ -153,6 +175,11 @@ export interface PairingCode {
   code: string;
   /** ISO time the code stops working */
   expiresAt: string;
+  /**
+   * the fingerprint of the certificate this node serves HTTPS with ("SHA256:…"), for the clinic
+   * to compare when it first connects; null where it has none (plain HTTP)
+   */
+  fingerprint?: string | null;
 }
 
 export interface ListRequest {
@@ -211,6 +238,11 @@ export interface CloneRequest {
   dbUrl: string;
   /** this clinic's name under its parent */
   name: string;
+  /**
+   * over HTTPS, the main server's certificate fingerprint the person confirmed (checkParent):
+   * the clone trusts that one only. Absent or null: the first one met is trusted.
+   */
+  fingerprint?: string | null;
 }
 
 export type ClonePhase =
@@ -229,6 +261,97 @@ export interface CloneProgress {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Setup (the window's wizard on a computer with no node yet, issue "The React window")
+
+/**
+ * Where the setup wizard stands, kept in the home so a person can leave at any step and come
+ * back. Never a password or a pairing code: those are asked again.
+ */
+export interface SetupProgress {
+  /** the wizard's step, as the window names it (letters, digits and dashes) */
+  step: string;
+  role: 'root' | 'child' | null;
+  /** the database address without its password */
+  dbUrl: string | null;
+  /** this node's name */
+  name: string | null;
+  /** a child's main server, like http://district.example.org:8750 */
+  parentUrl: string | null;
+}
+
+export interface SetupState {
+  /** the node this home holds, or null while it holds none (the engine runs in setup mode) */
+  node: { name: string; role: 'root' | 'child' } | null;
+  /** the wizard's saved progress, or null when none is saved (not started, or finished) */
+  progress: SetupProgress | null;
+  /** the running or last clone started here, or null */
+  clone: CloneProgress | null;
+}
+
+/** OpenMRS found on this computer through its openmrs-runtime.properties. */
+export interface OpenmrsDetection {
+  /** the file read, or null when none was found */
+  file: string | null;
+  /** its database as mysql://user@host:port/database (no password), or null */
+  dbUrl: string | null;
+  /** the password OpenMRS uses, or null */
+  password: string | null;
+}
+
+export interface DatabaseTestRequest {
+  /** mysql://user[:password]@host[:port]/database */
+  dbUrl: string;
+  /** create the database, empty, when the server has none of that name */
+  create?: boolean;
+}
+
+/** What a connection test found, for the wizard to explain. */
+export interface DatabaseTest {
+  /** the server answered and let the user in */
+  connected: boolean;
+  /** why not ('database': no server, wrong password…), else null */
+  error: ApiErrorBody | null;
+  /** the server version, like "10.11.6-MariaDB" */
+  server: string | null;
+  /** the database exists (after creating it, when asked to) */
+  exists: boolean;
+  /** it was created by this test */
+  created: boolean;
+  /** tables and views in it */
+  tables: number;
+  /** it holds OpenMRS (its patient, person and encounter tables) */
+  openmrs: boolean;
+  /** it is already a ClinicSync node */
+  clinicSync: boolean;
+  /**
+   * the privileges check (DESIGN §3): what is missing, as MySQL spells it, and one sentence with
+   * the statement an administrator runs; null when not connected
+   */
+  privileges: { ok: boolean; missing: string[]; sentence: string | null } | null;
+}
+
+/** Make this computer's database the main server of a new tree (`clinic-sync init`). */
+export interface InitRequest {
+  /** mysql://user[:password]@host[:port]/database; the password is kept in the home's secrets */
+  dbUrl: string;
+  name: string;
+  /** which tables to sync (setting tables.preset; default 'all'): 'openmrs' for an OpenMRS database */
+  preset?: 'openmrs' | 'all';
+}
+
+/** Who answers at a main server's address, before its pairing code is used. */
+export interface ParentCheck {
+  /** the main server's node name and id */
+  name: string;
+  nodeId: string;
+  /**
+   * the fingerprint of its HTTPS certificate ("SHA256:…", as `clinic-sync pair` prints it there),
+   * for the person to compare; null over plain HTTP
+   */
+  fingerprint: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events
 
 export type ApiEvent =
@@ -238,6 +361,8 @@ export type ApiEvent =
   | { type: 'sync-finished'; at: string; summary: SyncSummary }
   | { type: 'sync-failed'; at: string; error: ApiErrorBody }
   | { type: 'clone-progress'; progress: CloneProgress }
+  /** in setup mode (no node yet): the setup state, first on every subscription, then on change */
+  | { type: 'setup'; state: SetupState }
   /**
    * only from front ends that reach the engine remotely (the HTTP client): the event stream was
    * lost (false) or is back (true); it reconnects by itself until unsubscribed
@@ -338,10 +463,44 @@ export interface SyncApi {
   /** the running or last clone's progress, or null when none was started */
   cloneProgress(): Promise<CloneProgress | null>;
   /**
-   * events as they happen; the first is always the current status. Returns the function that
-   * stops them.
+   * events as they happen; the first is always the current status (in setup mode, the setup
+   * state). Returns the function that stops them.
    */
   subscribe(listener: (e: ApiEvent) => void): () => void;
+
+  // Setup: on a computer with no node yet the engine offers only these (and startClone,
+  // cloneProgress and subscribe); every other operation rejects with 'state'.
+
+  /** whether this home holds a node, and the wizard's saved progress */
+  getSetupState(): Promise<SetupState>;
+  /** keeps the wizard's progress; null forgets it (the wizard finished). Refuses a password. */
+  saveSetupProgress(progress: SetupProgress | null): Promise<SetupState>;
+  /** reads OpenMRS's runtime properties from their usual places */
+  detectOpenmrs(): Promise<OpenmrsDetection>;
+  /** connects, checks privileges and what the database holds; failures come in the result */
+  testDatabase(req: DatabaseTestRequest): Promise<DatabaseTest>;
+  /** makes the database the main server of a new tree; rejects 'state' where a node exists */
+  initRoot(req: InitRequest): Promise<SetupState>;
+  /** asks who answers at a main server's address ('unreachable', 'protocol' otherwise) */
+  checkParent(req: { parentUrl: string }): Promise<ParentCheck>;
+
+  // USB keys (issue 7): "Save to USB key" and "Load from USB key".
+
+  /** the removable drives mounted now (USB keys), where files can be saved or found */
+  listDrives(): Promise<RemovableDrive[]>;
+  /** the transfer files in a folder (a drive's path), newest first, with what each is for */
+  findTransferFiles(req: { dir: string }): Promise<TransferFileInfo[]>;
+  /**
+   * writes the file for this node's parent into a folder: everything the parent has not
+   * acknowledged, as far as the drive holds. Rejects 'state' on a root or a full drive.
+   */
+  exportTransfer(req: ExportRequest): Promise<ExportSummary>;
+  /**
+   * loads a transfer file meant for this node; for a child's file, writes the reply next to it
+   * (or in replyDir). A file for another node, damaged or cut short is refused ('usage',
+   * 'protocol' or 'state', one sentence) with nothing applied.
+   */
+  importTransfer(req: ImportRequest): Promise<ImportSummary>;
 }
 
 export type ApiOperation = keyof SyncApi;
@@ -365,6 +524,16 @@ export const API_OPERATIONS = [
   'startClone',
   'cloneProgress',
   'subscribe',
+  'getSetupState',
+  'saveSetupProgress',
+  'detectOpenmrs',
+  'testDatabase',
+  'initRoot',
+  'checkParent',
+  'listDrives',
+  'findTransferFiles',
+  'exportTransfer',
+  'importTransfer',
 ] as const satisfies readonly ApiOperation[];
 
 // The list names every operation: this line fails to compile when one is missing from it.

@@ -28,15 +28,22 @@ import { SyncError } from '../../src/engine/errors.js';
 import { NodeService, type ParentLink } from '../../src/engine/node/service.js';
 import type { SyncNode } from '../../src/engine/node/node.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/engine/protocol/xml.js';
+import { startSyncServer } from '../../src/engine/transport/server.js';
+import { ensureCertificate } from '../../src/engine/transport/tls.js';
 import { createTestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { Tree } from '../helpers/tree.js';
+import { acrossContextBridge, OUR_PAGE, StubIpc } from '../helpers/electronStub.js';
+import { registerApiHandlers } from '../../src/main/ipc.js';
+import { isTrustedSender } from '../../src/main/security.js';
+import { createBridgeApi, forContextBridge } from '../../src/preload/bridge.js';
+import { BRIDGE_KEY, pageSyncApi } from '../../src/preload/page.js';
 import { shareSecret } from '../helpers/usb.js';
 import { REMOVABLE_ROOTS_ENV } from '../../src/engine/transfer/drives.js';
 
 /*
  * One SyncApi contract, run against every implementation: the in-process engine and the admin
- * HTTP client below; the desktop app's preload bridge joins them later. Each test runs on a real
+ * HTTP client and the desktop app's preload bridge below. Each test runs on a real
  * MariaDB with a parent ("district") and a child ("centre") cloned from it.
  */
 
@@ -506,6 +513,141 @@ export function syncApiContract(name: string, makeApi: MakeApi): void {
       await expectKind(api.startClone({ ...req, name: '' }), 'usage');
     });
 
+    it("keeps the setup wizard's progress in the home, never with a password", async () => {
+      const api = await open(child);
+      expect(await api.getSetupState()).toEqual({
+        node: { name: 'centre', role: 'child' },
+        progress: null,
+        clone: null,
+      });
+      const progress = {
+        step: 'schedule',
+        role: 'child' as const,
+        dbUrl: 'mysql://openmrs@127.0.0.1:3306/clinic',
+        name: 'centre',
+        parentUrl: 'http://district.example.org:8750',
+      };
+      expect((await api.saveSetupProgress(progress)).progress).toEqual(progress);
+      expect((await api.getSetupState()).progress).toEqual(progress);
+      const withPassword = { ...progress, dbUrl: 'mysql://openmrs:secret@127.0.0.1/clinic' };
+      const refused = await expectKind(api.saveSetupProgress(withPassword), 'usage');
+      expect(refused.message).toMatch(/without the database password/);
+      await expectKind(api.saveSetupProgress({ ...progress, step: '../x' }), 'usage');
+      expect(
+        fs.readFileSync(path.join(child.home.dir, 'setup-progress.json'), 'utf8'),
+      ).not.toContain('secret');
+      expect((await api.saveSetupProgress(null)).progress).toBeNull();
+      expect((await api.getSetupState()).progress).toBeNull();
+    });
+
+    it('tests a database: what it holds, the privileges, a missing one created, a refusal', async () => {
+      const api = await open(child);
+      const here = await api.testDatabase({ dbUrl: urlOf(root) });
+      expect(here).toMatchObject({
+        connected: true,
+        error: null,
+        exists: true,
+        created: false,
+        openmrs: true,
+        clinicSync: true,
+        privileges: { ok: true, missing: [], sentence: null },
+      });
+      expect(here.tables).toBeGreaterThan(9);
+      expect(here.server).toMatch(/\d+\.\d+/);
+
+      const fresh = `cs_test_new_${Date.now().toString(36)}`;
+      const missingUrl = urlOf(root).replace(/\/[^/]+$/, `/${fresh}`);
+      try {
+        expect(await api.testDatabase({ dbUrl: missingUrl })).toMatchObject({
+          connected: true,
+          exists: false,
+          tables: 0,
+        });
+        expect(await api.testDatabase({ dbUrl: missingUrl, create: true })).toMatchObject({
+          connected: true,
+          exists: true,
+          created: true,
+          tables: 0,
+          openmrs: false,
+          clinicSync: false,
+        });
+      } finally {
+        await execute(root.pool, `DROP DATABASE IF EXISTS \`${fresh}\``);
+      }
+
+      const nobody = await api.testDatabase({
+        dbUrl: urlOf(root).replace(/^mysql:\/\/[^@]+@/, 'mysql://nobody_here:wrong@'),
+      });
+      expect(nobody).toMatchObject({ connected: false, privileges: null });
+      expect(nobody.error?.kind).toBe('database');
+      expect(nobody.error?.message).toMatch(/refused user "nobody_here"/);
+      await expectKind(api.testDatabase({ dbUrl: 'postgres://x/y' }), 'usage');
+    });
+
+    it('finds OpenMRS through its runtime properties', async () => {
+      const api = await open(child);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-omrs-'));
+      const file = path.join(dir, 'openmrs-runtime.properties');
+      fs.writeFileSync(
+        file,
+        'connection.url=jdbc\\:mysql\\://127.0.0.1\\:3306/openmrs?autoReconnect\\=true\nconnection.username=openmrs_user\nconnection.password=p\\=ss\n',
+      );
+      const before = process.env.OPENMRS_RUNTIME_PROPERTIES_FILE;
+      process.env.OPENMRS_RUNTIME_PROPERTIES_FILE = file;
+      try {
+        expect(await api.detectOpenmrs()).toEqual({
+          file,
+          dbUrl: 'mysql://openmrs_user@127.0.0.1:3306/openmrs',
+          password: 'p=ss',
+        });
+      } finally {
+        if (before === undefined) delete process.env.OPENMRS_RUNTIME_PROPERTIES_FILE;
+        else process.env.OPENMRS_RUNTIME_PROPERTIES_FILE = before;
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('asks who answers at a main server address; refuses a second main server on a node', async () => {
+      const api = await open(child);
+      const server = await startSyncServer({ node: root, host: '127.0.0.1', port: 0 });
+      try {
+        expect(await api.checkParent({ parentUrl: server.url })).toEqual({
+          name: 'district',
+          nodeId: root.nodeId,
+          fingerprint: null,
+        });
+      } finally {
+        await server.close();
+      }
+      // Over HTTPS, the certificate's fingerprint as the main server shows it, to compare.
+      const parentApi = await open(root);
+      expect((await parentApi.createPairingCode({ ttlMinutes: 5 })).fingerprint).toBeNull();
+      const certificate = await ensureCertificate(root.home, 'district');
+      expect((await parentApi.createPairingCode({ ttlMinutes: 5 })).fingerprint).toBe(
+        certificate.fingerprint,
+      );
+      const secure = await startSyncServer({
+        node: root,
+        host: '127.0.0.1',
+        port: 0,
+        tls: { cert: certificate.cert, key: certificate.key },
+      });
+      try {
+        expect(secure.url).toMatch(/^https:/);
+        expect(await api.checkParent({ parentUrl: secure.url })).toEqual({
+          name: 'district',
+          nodeId: root.nodeId,
+          fingerprint: certificate.fingerprint,
+        });
+      } finally {
+        await secure.close();
+      }
+      await expectKind(api.checkParent({ parentUrl: 'http://127.0.0.1:1' }), 'unreachable');
+      await expectKind(api.checkParent({ parentUrl: 'district' }), 'usage');
+      const e = await expectKind(api.initRoot({ dbUrl: urlOf(root), name: 'x' }), 'state');
+      expect(e.message).toMatch(/already holds the node "centre"/);
+    });
+
     it('reports a failed clone with its reason, and refuses a clone with no runner', async () => {
       const api = await open(child, { cloneRunner: fakeRunner({ fail: true }) });
       await api.startClone({
@@ -607,6 +749,13 @@ export function syncApiContract(name: string, makeApi: MakeApi): void {
   });
 }
 
+/** A node's database address, as the setup operations take it (password included). */
+function urlOf(node: SyncNode): string {
+  const t = node.db;
+  const pw = t.password ? `:${encodeURIComponent(t.password)}` : '';
+  return `mysql://${encodeURIComponent(t.user)}${pw}@${t.host}:${t.port}/${t.database}`;
+}
+
 async function until_(
   api: SyncApi,
   ok: (s: Awaited<ReturnType<SyncApi['getStatus']>>) => boolean,
@@ -631,6 +780,30 @@ syncApiContract('admin HTTP client', async (opts) => {
   return {
     api: createHttpApi({ baseUrl: host.url, token: adminToken(home) }),
     close: () => host.close(),
+  };
+});
+
+// The desktop window's path: page → contextBridge → preload → IPC → main's handlers → engine, with
+// Electron stubbed at the shell's seam (IPC copies by structured clone, contextBridge keeps only
+// an Error's message).
+syncApiContract('desktop preload bridge', async (opts) => {
+  const detach = new AbortController();
+  const ipc = new StubIpc();
+  registerApiHandlers({
+    ipcMain: ipc.main,
+    api: createLocalApi({ ...opts, signal: detach.signal }),
+    trusted: (sender) => isTrustedSender(sender, OUR_PAGE.webContentsId),
+  });
+  const page = ipc.renderer(OUR_PAGE);
+  const exposed = acrossContextBridge(forContextBridge(createBridgeApi(page.ipc)));
+  const api = pageSyncApi({ [BRIDGE_KEY]: exposed });
+  if (!api) throw new Error('the preload exposed no api');
+  return {
+    api,
+    close: async () => {
+      page.destroy();
+      detach.abort();
+    },
   };
 });
 

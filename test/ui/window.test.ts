@@ -292,7 +292,10 @@ for (const language of ['en', 'fr'] as const) {
       expect(written).toHaveLength(1);
       await shot(childPage, 'usb-saved');
 
-      await parentPage.getByRole('button', { name: t('nav.usb') }).click();
+      // The way the tray's "Save to USB key" opens it: the address names the screen.
+      await parentPage.evaluate(() => {
+        window.location.hash = '#/usb';
+      });
       const load = parentPage.getByRole('button', { name: t('usb.load'), exact: true });
       await load.click();
       const imported = parentPage.getByTestId('import-summary');

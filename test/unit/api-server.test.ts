@@ -18,6 +18,7 @@ import {
   type ApiEvent,
   type ApiStatus,
   type Settings,
+  type SetupState,
   type SyncApi,
 } from '../../src/api/types.js';
 import { defaultSettings } from '../../src/engine/config/settings.js';
@@ -50,6 +51,8 @@ const STATUS: ApiStatus = {
   lastErrorKind: null,
   clockWarning: null,
 };
+
+const SETUP: SetupState = { node: null, progress: null, clone: null };
 
 const SETTINGS: Settings = defaultSettings({
   db: 'mysql://openmrs@127.0.0.1:3306/openmrs',
@@ -93,6 +96,40 @@ function stubApi() {
       error: null,
     }),
     cloneProgress: rec('cloneProgress', null),
+    getSetupState: rec('getSetupState', SETUP),
+    saveSetupProgress: rec('saveSetupProgress', SETUP),
+    detectOpenmrs: rec('detectOpenmrs', { file: null, dbUrl: null, password: null }),
+    testDatabase: rec('testDatabase', {
+      connected: false,
+      error: { kind: 'database' as const, message: 'No server.' },
+      server: null,
+      exists: false,
+      created: false,
+      tables: 0,
+      openmrs: false,
+      clinicSync: false,
+      privileges: null,
+    }),
+    initRoot: rec('initRoot', SETUP),
+    checkParent: rec('checkParent', { name: 'district', nodeId: 'ab', fingerprint: null }),
+    listDrives: rec('listDrives', []),
+    findTransferFiles: rec('findTransferFiles', []),
+    exportTransfer: rec('exportTransfer', {
+      file: '/media/k/f.csync',
+      to: 'district',
+      sent: 1,
+      bytes: 10,
+      complete: true,
+    }),
+    importTransfer: rec('importTransfer', {
+      from: 'centre',
+      received: 1,
+      alreadyThere: 0,
+      parked: 0,
+      sent: 0,
+      replyFile: null,
+      replyComplete: true,
+    }),
     subscribe(listener) {
       listeners.add(listener);
       listener({ type: 'status', status: STATUS });
@@ -244,6 +281,27 @@ describe('admin server: routes', () => {
     const req = { parentUrl: 'http://p:8750', code: 'X', dbUrl: 'mysql://u@h/db', name: 'n' };
     await c.startClone(req);
     expect(await c.cloneProgress()).toBeNull();
+    expect(await c.getSetupState()).toEqual(SETUP);
+    const progress = {
+      step: 'database',
+      role: 'child' as const,
+      dbUrl: null,
+      name: null,
+      parentUrl: null,
+    };
+    await c.saveSetupProgress(progress);
+    await c.saveSetupProgress(null);
+    await c.detectOpenmrs();
+    expect((await c.testDatabase({ dbUrl: 'mysql://u@h/db', create: true })).error).toEqual({
+      kind: 'database',
+      message: 'No server.',
+    });
+    await c.initRoot({ dbUrl: 'mysql://u@h/db', name: 'n' });
+    await c.checkParent({ parentUrl: 'http://p:8750' });
+    await c.listDrives();
+    await c.findTransferFiles({ dir: '/media/k' });
+    expect((await c.exportTransfer({ dir: '/media/k' })).file).toBe('/media/k/f.csync');
+    await c.importTransfer({ file: '/media/k/f.csync', replyDir: null });
     expect(stub.calls).toEqual([
       { op: 'getStatus', args: [] },
       { op: 'listChildren', args: [] },
@@ -258,6 +316,17 @@ describe('admin server: routes', () => {
       { op: 'listParked', args: [{ limit: 7 }] },
       { op: 'startClone', args: [req] },
       { op: 'cloneProgress', args: [] },
+      { op: 'getSetupState', args: [] },
+      { op: 'saveSetupProgress', args: [progress] },
+      { op: 'saveSetupProgress', args: [null] },
+      { op: 'detectOpenmrs', args: [] },
+      { op: 'testDatabase', args: [{ dbUrl: 'mysql://u@h/db', create: true }] },
+      { op: 'initRoot', args: [{ dbUrl: 'mysql://u@h/db', name: 'n' }] },
+      { op: 'checkParent', args: [{ parentUrl: 'http://p:8750' }] },
+      { op: 'listDrives', args: [] },
+      { op: 'findTransferFiles', args: [{ dir: '/media/k' }] },
+      { op: 'exportTransfer', args: [{ dir: '/media/k' }] },
+      { op: 'importTransfer', args: [{ file: '/media/k/f.csync', replyDir: null }] },
     ]);
   });
 

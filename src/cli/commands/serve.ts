@@ -3,9 +3,9 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import type { Home } from '../../engine/config/home.js';
-import { SyncError, isSyncError } from '../../engine/errors.js';
+import { SyncError } from '../../engine/errors.js';
+import { SyncSchedule, type PauseSource } from '../../engine/node/schedule.js';
 import type { NodeService } from '../../engine/node/service.js';
-import type { SyncPause as Pause } from '../../api/local.js';
 import type { ServerEvent } from '../../engine/transport/server.js';
 import { homeOf, type CliContext } from '../context.js';
 import { describeSummary, withNodeWaiting } from './sync.js';
@@ -19,8 +19,8 @@ const STOP_GRACE_MS = 15_000;
 /** What `serve` writes to serve.json in the home (read by src/api/serveInfo.ts). */
 export interface ServeFile {
   pid: number;
-  /** the sync endpoint as bound, like http://0.0.0.0:8750 */
-  listen: string;
+  /** the sync endpoint as bound, like http://0.0.0.0:8750; null in setup mode (no node yet) */
+  listen: string | null;
   /** the admin API, or null while it is not running */
   admin: string | null;
   startedAt: string;
@@ -30,13 +30,17 @@ interface ServeOptions {
   listen?: string;
   admin?: string;
   interval?: string;
+  https?: boolean;
   dbPasswordFile?: string;
 }
 
 /**
- * `serve [--listen HOST:PORT] [--admin HOST:PORT] [--interval SECONDS]`: runs the node until
- * SIGTERM or SIGINT: the endpoints its children call and, on a child, its sync schedule. When
- * ready it prints `listening http://HOST:PORT` and writes serve.json in the home.
+ * `serve [--listen HOST:PORT] [--admin HOST:PORT] [--interval SECONDS] [--https]`: runs the node
+ * until SIGTERM or SIGINT: the endpoints its children call (HTTPS with the home's self-signed
+ * certificate when --https or the setting server.https), on a child its sync schedule
+ * (engine/node/schedule.ts), and the journal's pruning. When ready it prints
+ * `listening http://HOST:PORT` (or https://) and writes serve.json in the home. What it does is
+ * logged on stderr and, as JSON lines, in the home's logs/clinic-sync.log (rotated by size).
  */
 export function serveCommand(ctx: CliContext): Command {
   return new Command('serve')
@@ -47,6 +51,10 @@ export function serveCommand(ctx: CliContext): Command {
       '--interval <seconds>',
       'on a child, seconds between syncs with the parent (default: the setting sync.intervalSeconds)',
     )
+    .option(
+      '--https',
+      "serve HTTPS with this node's self-signed certificate (default: the setting server.https)",
+    )
     .option('--db-password-file <file>', 'read the database password from this file')
     .action(async (opts: ServeOptions, cmd: Command) => {
       const listen = parseHostPort(opts.listen ?? DEFAULT_LISTEN, '--listen');
@@ -54,16 +62,42 @@ export function serveCommand(ctx: CliContext): Command {
       const intervalOverride =
         opts.interval === undefined ? undefined : parseInterval(opts.interval);
       const home = homeOf(cmd, ctx);
+      const { rendererDir, runSetupMode } = await import('./serveWindow.js');
+      // A home with no node yet: the window's setup wizard makes it first (setup mode).
+      const setup = home.load() ? null : await runSetupMode(ctx, home, admin);
+      if (setup === null && !home.load()) return;
       home.requireSettings();
 
       await withNodeWaiting(cmd, ctx, opts, async (node, settings) => {
         // Listened for from here on, so a stop while starting up still ends cleanly.
         const stopped = stopSignal();
-        const log = (e: ServerEvent) =>
-          ctx.io.err(`${new Date().toISOString()} ${e.level} ${e.message}`);
+        const { RotatingLog } = await import('../../engine/node/logfile.js');
+        const logFile = new RotatingLog(home.logsDir, () => node.settings.storage);
+        // Sentences and a few named fields only: never a payload, a value or a secret.
+        const log = (e: ServerEvent) => {
+          const at = new Date();
+          ctx.io.err(`${at.toISOString()} ${e.level} ${e.message}`);
+          logFile.write(
+            {
+              level: e.level,
+              message: e.message,
+              ...(e.route ? { route: e.route } : {}),
+              ...(e.node ? { node: e.node } : {}),
+              ...(e.status !== undefined ? { status: e.status } : {}),
+              ...(e.ms !== undefined ? { ms: e.ms } : {}),
+            },
+            at,
+          );
+        };
         const { startSyncServer } = await import('../../engine/transport/server.js');
         const { ParentClient } = await import('../../engine/transport/client.js');
         const { NodeService } = await import('../../engine/node/service.js');
+        const { startPruning } = await import('../../engine/node/prune.js');
+        const { ensureCertificate } = await import('../../engine/transport/tls.js');
+        const certificate =
+          (opts.https ?? settings.server.https)
+            ? await ensureCertificate(home, settings.name)
+            : null;
 
         const isChild = settings.role === 'child';
         const client = isChild ? await ParentClient.forNode(node) : null;
@@ -76,6 +110,7 @@ export function serveCommand(ctx: CliContext): Command {
           port: listen.port,
           log,
           extraRoutes: { [SNAPSHOT_PATH]: snapshotRoute(), [VERIFY_PATH]: verifyRoute() },
+          ...(certificate ? { tls: { cert: certificate.cert, key: certificate.key } } : {}),
         });
         const { SyncPause } = await import('../../api/local.js');
         const { startAdminApi } = await import('../../api/host.js');
@@ -83,23 +118,39 @@ export function serveCommand(ctx: CliContext): Command {
         // One service for the schedule and the admin API, so the window sees every sync.
         const service = new NodeService(node, client);
         const pause = new SyncPause();
+        service.on((e) => {
+          if (e.type === 'sync-finished')
+            log({ level: 'info', message: `sync with the parent: ${describeSummary(e.summary)}` });
+        });
         const schedule = client
           ? startSchedule(
               service,
               pause,
-              (intervalOverride ?? settings.sync.intervalSeconds) * 1000,
+              intervalOverride === undefined ? null : intervalOverride * 1000,
               (level, message) => log({ level, message }),
             )
           : null;
-        const adminApi = await startAdminApi({
+        const pruner = startPruning({
+          db: node.pool,
+          settings: () => node.settings.storage,
+          log: (level, message) => log({ level, message }),
+        });
+        const local = {
           service,
-          home,
-          host: admin.host,
-          port: admin.port,
           cloneRunner: cloneRunner(home),
           pause,
           ...(schedule ? { schedule } : {}),
-        });
+        };
+        // The window keeps the address setup mode served it on.
+        const adminApi = setup
+          ? setup.attach(local)
+          : await startAdminApi({
+              ...local,
+              home,
+              host: admin.host,
+              port: admin.port,
+              staticDir: rendererDir() ?? undefined,
+            });
         const infoFile = path.join(home.dir, 'serve.json');
         try {
           writeServeFile(home, infoFile, {
@@ -108,17 +159,46 @@ export function serveCommand(ctx: CliContext): Command {
             admin: adminApi.url,
             startedAt: new Date().toISOString(),
           });
+          if (certificate) ctx.io.err(`certificate fingerprint ${certificate.fingerprint}`);
           ctx.io.out(`listening ${server.url}`);
           await stopped;
         } finally {
-          await schedule?.stop();
+          await schedule?.stop(STOP_GRACE_MS);
+          await pruner.stop();
           await adminApi.close();
           await server.close();
           await client?.close();
           removeServeFile(infoFile);
         }
-      });
+      }).finally(() => setup?.close());
     });
+}
+
+/**
+ * A child's schedule as `serve` runs it (engine/node/schedule.ts), started: for hosts that run a
+ * node like serve does (the desktop app). `intervalMs` overrides the setting sync.intervalSeconds;
+ * null reads the setting at every slot.
+ */
+export function startSchedule(
+  service: NodeService,
+  pause: PauseSource,
+  intervalMs: number | null,
+  log: (level: 'info' | 'warn', message: string) => void,
+): SyncSchedule {
+  const node = service.node;
+  const schedule = new SyncSchedule({
+    service,
+    pause,
+    settings: () => ({
+      ...node.settings.sync,
+      ...(intervalMs !== null ? { intervalSeconds: intervalMs / 1000 } : {}),
+    }),
+    log,
+    // Children of one parent spread over the interval, each at its own offset.
+    spread: parseInt(node.nodeId.slice(0, 8), 16),
+  });
+  schedule.start();
+  return schedule;
 }
 
 /** Resolves on the first SIGTERM or SIGINT. */
@@ -132,66 +212,6 @@ function stopSignal(): Promise<void> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
-}
-
-/**
- * A child's schedule: a sync at start, then one every interval after the last one ended. A failed
- * sync is logged and the next slot comes as usual; it never stops for good.
- */
-export function startSchedule(
-  service: NodeService,
-  pause: Pause,
-  intervalMs: number,
-  log: (level: ServerEvent['level'], message: string) => void,
-): { stop(): Promise<void>; nextSyncAt(): string | null } {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let next: number | null = null;
-  let running: Promise<void> | null = null;
-  const plan = (ms: number) => {
-    next = Date.now() + ms;
-    timer = setTimeout(tick, ms);
-  };
-  const tick = () => {
-    timer = undefined;
-    next = null;
-    if (pause.isPaused()) {
-      plan(intervalMs);
-      return;
-    }
-    running = service
-      .syncNow()
-      .then(
-        (summary) => log('info', `sync with the parent: ${describeSummary(summary)}`),
-        (e: unknown) =>
-          log(
-            'warn',
-            `sync with the parent failed: ${isSyncError(e) ? e.message : e instanceof Error ? e.name : String(e)}`,
-          ),
-      )
-      .finally(() => {
-        running = null;
-        if (!stopped) plan(intervalMs);
-      });
-  };
-  plan(0);
-  return {
-    nextSyncAt: () => (next === null ? null : new Date(next).toISOString()),
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      if (running) {
-        let grace: NodeJS.Timeout | undefined;
-        await Promise.race([
-          running,
-          new Promise<void>((resolve) => {
-            grace = setTimeout(resolve, STOP_GRACE_MS);
-          }),
-        ]);
-        clearTimeout(grace);
-      }
-    },
-  };
 }
 
 export function writeServeFile(home: Home, file: string, info: ServeFile): void {

@@ -13,7 +13,8 @@ import { isInstalled, migrate } from './migrations.js';
 import type { NodeStatus } from './types.js';
 import { applyEnvelope, type ApplyResult } from '../apply/apply.js';
 import type { Envelope } from '../protocol/types.js';
-import { buildBatch } from './outgoing.js';
+import { buildBatch, type Limits } from './outgoing.js';
+import type { TablePlan } from '../identity/plan.js';
 import { applyClockFixes, describeOffset } from '../clock/fixes.js';
 import { hlcFromMillis } from '../clock/hlc.js';
 import { adoptAsChild, type ParentInfo } from '../clone/adopt.js';
@@ -185,8 +186,11 @@ export class SyncNode {
     return { plans: this.capture.plans(), selected: this.capture.synced() };
   }
 
-  /** The next batch for a neighbour: everything it has not acknowledged, within the limits. */
-  async outgoing(peer: string): Promise<Envelope> {
+  /**
+   * The next batch for a neighbour: everything it has not acknowledged, within the settings'
+   * limits or smaller ones (a slow link's: see pace.ts).
+   */
+  async outgoing(peer: string, limits?: Limits): Promise<Envelope> {
     return this.exclusive(async () => {
       await this.pickupNow();
       const { plans, selected } = await this.engineParts();
@@ -202,16 +206,52 @@ export class SyncNode {
           now: this.now(),
         },
         peer,
-        { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
+        {
+          records: Math.min(limits?.records ?? Infinity, this.settings.sync.batchRecords),
+          bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
+        },
       );
     });
   }
 
   /**
-   * Applies a neighbour's batch and records what it holds (its acknowledgement). Local changes are
-   * picked up first, so they carry their clocks into the comparison.
+   * Every batch a neighbour has not acknowledged, one after another, for a transfer file (USB):
+   * `take` receives each and answers false to stop early (the key is full). Nothing appends to
+   * the log meanwhile, so the batches follow one another without a gap or a repeat.
    */
-  async incoming(env: Envelope): Promise<ApplyResult> {
+  async outgoingAll(peer: string, take: (env: Envelope) => Promise<boolean>): Promise<void> {
+    return this.exclusive(async () => {
+      await this.pickupNow();
+      const { plans, selected } = await this.engineParts();
+      const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
+      const resume = { lsn: 0n };
+      for (;;) {
+        const env = await buildBatch(
+          {
+            db: this.pool,
+            nodeId: this.nodeId,
+            incarnation: this.incarnation,
+            name,
+            plans,
+            selected,
+            now: this.now(),
+          },
+          peer,
+          { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
+          resume,
+        );
+        if (!(await take(env)) || !env.more) return;
+      }
+    });
+  }
+
+  /**
+   * Applies a neighbour's batch and records what it holds (its acknowledgement). Local changes are
+   * picked up first, so they carry their clocks into the comparison. A batch read from a file
+   * (`fromFile`) was written hours or days ago: its time says nothing of the sender's clock now,
+   * so the sender's offset last measured over the network stands in for it (none: 0).
+   */
+  async incoming(env: Envelope, opts: { fromFile?: boolean } = {}): Promise<ApplyResult> {
     if (env.to !== this.nodeId) {
       throw new SyncError('protocol', 'This batch is meant for another node; it was not applied.');
     }
@@ -221,16 +261,17 @@ export class SyncNode {
         'protocol',
         `The node ${env.from.node} is not a neighbour of this one; nothing was applied.`,
       );
-    return this.exclusive(() => this.incomingNow(env, peer.nodeId));
+    return this.exclusive(() => this.incomingNow(env, peer.nodeId, opts.fromFile === true));
   }
 
-  private async incomingNow(env: Envelope, peerId: string): Promise<ApplyResult> {
+  private async incomingNow(env: Envelope, peerId: string, fromFile = false): Promise<ApplyResult> {
     await this.pickupNow();
     const { plans, selected } = await this.engineParts();
     // The parent's verdict on this node's clocks first, so the changes below are judged against it.
     if (env.fixes) await applyClockFixes(this.pool, this.nodeId, env.fixes);
     const nowMs = this.now();
     const aheadMs = this.settings.sync.clockAheadMinutes * 60_000;
+    const senderAheadMs = fromFile ? await this.measuredAhead(peerId) : Number(env.time) - nowMs;
     const result = await applyEnvelope(
       {
         pool: this.pool,
@@ -238,16 +279,18 @@ export class SyncNode {
         colsets: this.capture.colsets,
         nodeId: this.nodeId,
         selected,
-        clock: { nowMs, aheadMs, senderAheadMs: Number(env.time) - nowMs },
+        clock: { nowMs, aheadMs, senderAheadMs },
       },
       env,
       peerId,
     );
     await recordPeerVv(this.pool, peerId, env.vv);
-    await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
-      Number(env.time) - nowMs,
-      peerId,
-    ]);
+    if (!fromFile) {
+      await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
+        Number(env.time) - nowMs,
+        peerId,
+      ]);
+    }
     // A received clock moves this node's clock forward, so its later changes order after it; never
     // past the skew bound, so one wrong laptop cannot drag the tree's clocks into the future.
     const cap = hlcFromMillis(nowMs + aheadMs);
@@ -262,14 +305,32 @@ export class SyncNode {
     return result;
   }
 
-  /** A parent's side of one exchange: apply the child's batch, answer with one for the child. */
-  async answer(env: Envelope): Promise<{ result: ApplyResult; reply: Envelope }> {
+  /** How far a neighbour's clock ran ahead of this one at the last exchange, in ms (0: unknown). */
+  private async measuredAhead(peerId: string): Promise<number> {
+    const [r] = await queryRows(
+      this.pool,
+      'SELECT clock_ahead_ms FROM clinicsync_peer WHERE node_id = ?',
+      [peerId],
+    );
+    return Number(r?.clock_ahead_ms ?? 0);
+  }
+
+  /**
+   * A parent's side of one exchange: apply the child's batch, answer with one for the child
+   * (no bigger than `limits`, where the child asks for less over a slow link).
+   */
+  async answer(env: Envelope, limits?: Limits): Promise<{ result: ApplyResult; reply: Envelope }> {
     const result = await this.incoming(env);
-    const reply = await this.outgoing(env.from.node);
+    const reply = await this.outgoing(env.from.node, limits);
     return {
       result,
       reply: Object.keys(result.fixes).length ? { ...reply, fixes: result.fixes } : reply,
     };
+  }
+
+  /** How each table here is identified: what a received batch is checked against (transport). */
+  async tablePlans(): Promise<Map<string, TablePlan>> {
+    return this.exclusive(async () => (await this.engineParts()).plans);
   }
 
   async addPeer(p: {
