@@ -35,13 +35,7 @@ const COLUMN = new RegExp(`^ {2}${NAME} `);
  * indexes (adding them later rebuilds the table).
  */
 export function splitCreateTable(ddl: string): SplitTable {
-  const whole: SplitTable = {
-    create: ddl,
-    indexes: [],
-    indexNames: [],
-    foreignKeys: [],
-    foreignKeyNames: [],
-  };
+  const whole = asIs(ddl);
   const lines = ddl.split('\n');
   if (lines.length < 3 || !/^CREATE TABLE .* \($/.test(lines[0]!) || !/^\) /.test(lines.at(-1)!)) {
     return whole;
@@ -78,6 +72,11 @@ export function splitCreateTable(ddl: string): SplitTable {
   }
   out.create = [lines[0], kept.join(',\n'), lines.at(-1)].join('\n');
   return out;
+}
+
+/** A table made as the parent printed it, nothing left for later. */
+export function asIs(ddl: string): SplitTable {
+  return { create: ddl, indexes: [], indexNames: [], foreignKeys: [], foreignKeyNames: [] };
 }
 
 /** The table's AUTO_INCREMENT counter from its CREATE text, or null where it has none. */

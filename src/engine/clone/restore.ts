@@ -12,7 +12,7 @@ import { SyncError, isSyncError } from '../errors.js';
 import { fromStored, type StoredValue, type Value } from '../capture/values.js';
 import { SCHEMA_VERSION } from '../node/migrations.js';
 import { databaseContents, isEmpty, notEmptyError } from './contents.js';
-import { autoIncrementOf, ddlDigest, splitCreateTable, type SplitTable } from './ddl.js';
+import { asIs, autoIncrementOf, ddlDigest, splitCreateTable, type SplitTable } from './ddl.js';
 import { keyRangeSql, sameKey, type KeyColumn } from './keyRange.js';
 import {
   PROGRESS_DDL,
@@ -79,6 +79,11 @@ export interface RestoreOptions {
   parentNodeId?: string;
   /** the database holds an unfinished clone that this load continues */
   resume?: boolean;
+  /**
+   * rows (the parent's estimate) from which a table's indexes and foreign keys are added after
+   * its rows rather than made with it (default 20,000; 0: every table's)
+   */
+  deferIndexesFromRows?: number;
   onProgress?: (p: RestoreProgress) => void;
 }
 
@@ -123,6 +128,8 @@ const BATCH_BYTES = 120_000;
  */
 const COMMIT_BYTES = 16_000_000;
 const COMMIT_MS = 2_000;
+/** Rows (the parent's estimate) from which a table's indexes are built after its rows. */
+const DEFER_INDEXES_FROM_ROWS = 20_000;
 /**
  * Connections that load rows side by side: the server parses and stores on one core per
  * connection, so two keep a second core busy while this process reads the stream.
@@ -530,7 +537,14 @@ class Loader {
     const kept =
       this.existing.has(name) &&
       (name === META_TABLE || (prior?.ddlDigest === digest && this.begin !== null));
-    const split = name === META_TABLE ? splitCreateTable('') : splitCreateTable(ddl);
+    const estimated = rec.estimatedRows === undefined ? 0 : num(rec.estimatedRows);
+    // Indexes are worth building after the rows only where there are many rows: a small table
+    // is made whole (one statement instead of three).
+    const split =
+      name !== META_TABLE &&
+      estimated >= (this.opts.deferIndexesFromRows ?? DEFER_INDEXES_FROM_ROWS)
+        ? splitCreateTable(ddl)
+        : asIs(ddl);
     if (!kept) {
       if (this.existing.has(name)) {
         await conn.query(`DROP TABLE ${q(name)}`);
@@ -566,7 +580,6 @@ class Loader {
       await this.deleteRange(name, key, chunks.at(-1)?.last ?? null, null);
       await forgetChunks(conn, name, chunks.length);
     }
-    const estimated = rec.estimatedRows === undefined ? 0 : num(rec.estimatedRows);
     this.estimatedRows += estimated;
     this.tables.set(name, {
       name,

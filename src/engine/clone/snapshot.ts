@@ -4,7 +4,13 @@ import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createGzip, type Gzip, type ZlibParams } from 'node:zlib';
 import type { Connection as CallbackConnection, TypeCast } from 'mysql2';
-import { openPool, queryRows, type PoolConnection, type RowDataPacket } from '../db/pool.js';
+import {
+  openPool,
+  queryRows,
+  type Pool,
+  type PoolConnection,
+  type RowDataPacket,
+} from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { OWN_PREFIX } from '../db/schema.js';
 import { SyncError, isSyncError } from '../errors.js';
@@ -195,8 +201,8 @@ const DEFAULT_CHUNK_ROWS = 10_000;
 const DEFAULT_CHUNK_BYTES = 100_000;
 /** A resuming child's request lists every chunk it holds. */
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
-/** Tries at a snapshot with no change left to pick up, before giving up on a busy parent. */
-const SNAPSHOT_TRIES = 25;
+/** Tries at a snapshot with no change left to pick up, before a busy parent's writes are paused. */
+const QUIET_TRIES = 5;
 
 /**
  * Writes a gzip'd snapshot of `node`'s database to `out`. The whole stream comes from one
@@ -435,7 +441,7 @@ export async function* snapshotRecords(
   const database = node.db.database;
   const name = (await getMeta(node.pool, 'name')) ?? node.settings.name;
   // A connection of its own: the snapshot's session settings never leak into the node's pool.
-  const pool = openPool(node.db, { connectionLimit: 1 });
+  const pool = openPool(node.db, { connectionLimit: 2 });
   let conn: PoolConnection | null = null;
   let clean = false;
   try {
@@ -449,7 +455,7 @@ export async function* snapshotRecords(
     await conn.query(
       "SET SESSION sql_mode = '', net_write_timeout = 86400, net_read_timeout = 86400, wait_timeout = 86400",
     );
-    await beginConsistentSnapshot(conn, opts.pickup ?? (() => node.pickup()));
+    await beginConsistentSnapshot(conn, pool, database, opts.pickup ?? (() => node.pickup()));
 
     const tables = await readTables(conn, database);
     const claims = new Map((opts.resume?.tables ?? []).map((t) => [t.name, t]));
@@ -547,22 +553,54 @@ export async function* snapshotRecords(
  */
 async function beginConsistentSnapshot(
   conn: PoolConnection,
+  pool: Pool,
+  database: string,
   pickup: () => Promise<unknown>,
 ): Promise<void> {
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-  for (let attempt = 1; ; attempt++) {
+  const attempt = async (): Promise<boolean> => {
     await pickup();
     await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
     const [left] = await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_capture');
-    if (Number(left?.n ?? 0) === 0) return;
+    if (Number(left?.n ?? 0) === 0) return true;
     await conn.query('ROLLBACK');
-    if (attempt >= SNAPSHOT_TRIES) {
+    return false;
+  };
+  for (let n = 1; n <= QUIET_TRIES; n++) {
+    if (await attempt()) return;
+    await new Promise((r) => setTimeout(r, 20 * n));
+  }
+  // A clinic at work writes between every pickup and the snapshot's start: its writes wait a
+  // moment (the application's tables locked for reading, on a connection of their own) while
+  // the last changes are picked up and the snapshot starts.
+  const lock = await pool.getConnection();
+  try {
+    const tables = await queryRows(
+      lock,
+      "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE 'clinicsync\\_%'",
+      [database],
+    );
+    await lock.query('SET SESSION lock_wait_timeout = 30');
+    try {
+      if (tables.length) {
+        await lock.query(`LOCK TABLES ${tables.map((r) => `${q(String(r.t))} READ`).join(', ')}`);
+      }
+    } catch (e) {
+      throw new SyncError(
+        'state',
+        `The parent is changing too fast to take a consistent snapshot, and its writes could not be paused for a moment (${(e as Error).message.replace(/\.$/, '')}); try again in a quieter moment, or grant the LOCK TABLES privilege.`,
+        { cause: e },
+      );
+    }
+    if (!(await attempt())) {
       throw new SyncError(
         'state',
         'The parent is changing too fast to take a consistent snapshot; try the clone again in a quieter moment.',
       );
     }
-    await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * attempt)));
+  } finally {
+    await lock.query('UNLOCK TABLES').catch(() => undefined);
+    lock.destroy();
   }
 }
 
