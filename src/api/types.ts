@@ -256,6 +256,13 @@ export interface CloneProgress {
   bytesDone: number;
   /** estimated seconds left, or null while unknown */
   etaSeconds: number | null;
+  /** the parent's estimate of all rows, or null while unknown */
+  rowsTotal?: number | null;
+  /** of rowsDone, rows an earlier attempt had loaded (checked, not copied again) */
+  rowsKept?: number;
+  /** rows and bytes received per second lately, or null while unknown */
+  rowsPerSecond?: number | null;
+  bytesPerSecond?: number | null;
   /** why it failed (phase 'failed'), else null */
   error: ApiErrorBody | null;
 }

@@ -3,6 +3,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { adminUrlCommand } from './commands/admin-url.js';
 import { captureCommand } from './commands/capture.js';
 import { cloneCommand } from './commands/clone.js';
+import { snapshotCommand } from './commands/snapshot.js';
 import { configCommand } from './commands/config.js';
 import { conflictsCommand } from './commands/conflicts.js';
 import { exportCommand } from './commands/export.js';
@@ -43,6 +44,7 @@ export async function main(
     .addCommand(pairCommand(ctx))
     .addCommand(syncCommand(ctx))
     .addCommand(cloneCommand(ctx))
+    .addCommand(snapshotCommand(ctx))
     .addCommand(verifyCommand(ctx, (code) => (verdict = code)))
     .addCommand(conflictsCommand(ctx))
     .addCommand(exportCommand(ctx))

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { cloneFromParent, type CloneResult, type CloneStep } from '../../src/engine/clone/clone.js';
 import { SNAPSHOT_PATH, snapshotRoute } from '../../src/engine/clone/snapshot.js';
@@ -15,6 +15,10 @@ import { diffModel, diffNodes, ExpectedModel, NO_DIFF, readModel } from '../help
 import { initRoot, tempHome } from '../helpers/node.js';
 import { createPatient, idOf, OMRS, OPENMRS_MODEL } from '../helpers/openmrs.js';
 import { parkedOn } from '../helpers/state.js';
+
+// Whole databases are cloned here (some by the command line in a process of its own): minutes
+// on a loaded machine, not the default minute.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 /**
  * Issue 4, "Done when", first point: a child cloned from the OpenMRS test dataset over real HTTP
@@ -74,6 +78,8 @@ describe('clone over HTTP', () => {
     // Committed on the parent while the snapshot streams: not in it, brought by the first exchange.
     let changed = false;
     afterChunk = async (table) => {
+      // A little time per chunk, so the rate is measured over more than a second.
+      await new Promise((r) => setTimeout(r, 3));
       if (changed || table !== 'concept') return;
       changed = true;
       await execute(
@@ -129,6 +135,12 @@ describe('clone over HTTP', () => {
       MID_CLONE_LOCATION,
     ]);
     expect(loc).toEqual({ name: 'Mid-clone Post' });
+    // Progress: rows and bytes done, the rate and the time left as the rows go in.
+    const rows = steps.filter((s) => s.phase === 'rows');
+    expect(rows.at(-1)!.rowsDone).toBeGreaterThan(rows[0]!.rowsDone);
+    expect(rows.some((s) => s.rowsPerSecond! > 0 && s.bytesPerSecond! > 0)).toBe(true);
+    expect(rows.some((s) => s.rowsTotal! > 0)).toBe(true);
+    expect(steps.at(-1)).toMatchObject({ phase: 'done', etaSeconds: 0 });
     // Progress was reported through every phase.
     expect([...new Set(steps.map((s) => s.phase))]).toEqual([
       'pairing',
@@ -232,6 +244,8 @@ describe('clone over HTTP', () => {
     });
     try {
       expect(again.syncError).toBeNull();
+      // It went on from the chunks the first attempt committed.
+      expect(again.chunksKept).toBeGreaterThan(0);
       expect((await again.node.status()).name).toBe('north');
       expect(await checksum(db.pool, db.name, 'obs')).toBe(
         await checksum(parentDb.pool, parentDb.name, 'obs'),
@@ -297,6 +311,13 @@ describe('clone over HTTP', () => {
       'south',
     ]);
     expect(ok.err.join('\n')).toMatch(/Copying rows: /);
+    // The summary's details: rows, bytes and rate, and the foreign keys checked.
+    expect(ok.err.join('\n')).toMatch(
+      /Copied [\d,]+ rows in [\d,]+ tables \(ClinicSync's own included\), [\d.]+ [KM]B received, [\d,]+ rows\/s\./,
+    );
+    expect(ok.err).toContain(
+      'Every foreign key of the copy was checked: every reference is there.',
+    );
     expect(ok.out).toHaveLength(1);
     expect(ok.out[0]).toMatch(
       /^Cloned \d+ tables and [\d,]+ rows from district in \d+ s; this clinic is now the child "south"\.$/,
@@ -316,7 +337,7 @@ describe('clone over HTTP', () => {
     expect(full.code).toBe(1);
     expect(full.err.at(-1)).toMatch(
       new RegExp(
-        `^The database ${db.name} already has [\\d,]+ tables(, .*)?; clone needs an empty database\\.$`,
+        `^The database ${db.name} already holds [\\d,]+ tables with [\\d,]+ rows(, .*)?; clone needs an empty database\\. To replace them, add --replace: what it holds is first saved to a dump file in this clinic's ClinicSync folder\\.$`,
       ),
     );
   });

@@ -3,6 +3,7 @@ import type { Pool } from '../db/pool.js';
 import { execute, inTransaction } from '../db/pool.js';
 import { setMeta } from '../node/meta.js';
 import { addPeer } from '../node/peers.js';
+import { PROGRESS_TABLE } from './progress.js';
 
 export interface ParentInfo {
   nodeId: string;
@@ -65,5 +66,7 @@ export async function adoptAsChild(
       [parent.nodeId],
     );
   });
+  // The clone's own bookkeeping goes once it is a child (a statement of its own: DDL commits).
+  await execute(pool, `DROP TABLE IF EXISTS ${PROGRESS_TABLE}`);
   return { nodeId, incarnation };
 }

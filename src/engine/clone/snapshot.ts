@@ -1,10 +1,16 @@
 import type { TableSelection } from '../capture/tableFilter.js';
-import { createHash } from 'node:crypto';
-import { Readable, type Writable } from 'node:stream';
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { constants as zlibConstants, createGzip, type Gzip, type ZlibParams } from 'node:zlib';
 import type { Connection as CallbackConnection, TypeCast } from 'mysql2';
-import { openPool, queryRows, type PoolConnection } from '../db/pool.js';
+import {
+  openPool,
+  queryRows,
+  type Pool,
+  type PoolConnection,
+  type RowDataPacket,
+} from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { OWN_PREFIX } from '../db/schema.js';
 import { SyncError, isSyncError } from '../errors.js';
@@ -13,24 +19,39 @@ import { getMeta } from '../node/meta.js';
 import { SCHEMA_VERSION } from '../node/migrations.js';
 import type { SyncNode } from '../node/node.js';
 import type { RouteHandler, RouteOptions } from '../transport/server.js';
+import { ddlDigest } from './ddl.js';
+import { keyRangeSql, type KeyColumn } from './keyRange.js';
+import { PROGRESS_TABLE, type ResumeClaims } from './progress.js';
 
 /*
  * A consistent snapshot of a node's database (DESIGN §1, §5 last point; issue "Nodes over HTTP",
  * item 3): gzip of newline-delimited JSON records, one JSON object per line.
  *
- *   begin    what the stream is and where it comes from (format, version, parent, SQL mode)
+ *   begin    what the stream is and where it comes from (format, version, parent, SQL mode, an
+ *            id of its own)
  *   table    one per base table, ClinicSync's own included: CREATE TABLE text; `rows` says whether
- *            its rows follow (the parent's private tables travel as schema only)
+ *            its rows follow (the parent's private tables travel as schema only); `checked` how
+ *            many of the chunks a resuming child already holds are checked rather than sent
  *   routine  stored procedures and functions, with the SQL mode they were made under
  *   view     CREATE VIEW text, definer left out (the loading user becomes it)
  *   trigger  the application's triggers and ClinicSync's own, in the order they fire
- *   rows     up to `chunkRows` rows (or about 1 MB) of one table in primary-key order; `chunk`
- *            counts from 0 per table and `last` is the primary key of its last row, so a later
- *            version can resume a table after a given key
+ *   event    the application's scheduled events
+ *   rows     up to `chunkRows` rows (or about `chunkBytes`) of one table in primary-key order;
+ *            `chunk` counts from 0 per table and `last` is the primary key of its last row: the
+ *            chunk covers the keys after the previous chunk's `last` up to its own. Its fields
+ *            come in this order, `last` after `rows` (a child digests the text of `rows`)
+ *   same     for a resuming child: a chunk it holds (same number, same key range) is unchanged
  *   count    after a table's rows: how many were sent
  *   end      totals and the sha256 (hex) of every line before it, newline included
  *
  * Values are text exactly as the server renders them, null, or {"b": base64} for bytes.
+ *
+ * Resuming (issue 6): a child that was cut off sends, with its request, what it holds (per table
+ * the digest of the definition it made the table from, and per chunk its end key, digest and row
+ * count). For a table whose definition is unchanged, the parent reads each of those key ranges
+ * again in the new snapshot and answers `same` where the rows are the same, or the range's rows
+ * (with the child's end key as `last`) where they differ; then the rest of the table follows in
+ * new chunks. The copy is thus exactly the new snapshot, and only what changed travels again.
  */
 
 export const SNAPSHOT_FORMAT = 'clinicsync-snapshot';
@@ -50,6 +71,9 @@ export const PRIVATE_TABLES: readonly string[] = [
 /** Made first on the child, so a half-loaded database is marked as such from the start. */
 export const META_TABLE = 'clinicsync_meta';
 
+/** The meta key that marks a child's database as an unfinished clone (restore.ts, adopt.ts). */
+export const CLONE_INCOMPLETE_KEY = 'clone_incomplete';
+
 export interface BeginRecord {
   kind: 'begin';
   format: typeof SNAPSHOT_FORMAT;
@@ -66,6 +90,8 @@ export interface BeginRecord {
   chunkRows: number;
   /** which tables the parent syncs: a child starts with the same choice */
   tables?: TableSelection;
+  /** this snapshot's own id: a file read again is known to be the same snapshot */
+  snapshotId?: string;
 }
 export interface TableRecord {
   kind: 'table';
@@ -75,6 +101,8 @@ export interface TableRecord {
   rows: boolean;
   /** the server's rough row count (information_schema), for progress only */
   estimatedRows: number;
+  /** how many of the chunks the child said it holds are checked (the rest it must drop) */
+  checked?: number;
 }
 export interface ViewRecord {
   kind: 'view';
@@ -85,6 +113,12 @@ export interface RoutineRecord {
   kind: 'routine';
   name: string;
   type: 'PROCEDURE' | 'FUNCTION';
+  ddl: string;
+  sqlMode: string;
+}
+export interface EventRecord {
+  kind: 'event';
+  name: string;
   ddl: string;
   sqlMode: string;
 }
@@ -103,8 +137,14 @@ export interface RowsRecord {
   chunk: number;
   columns: string[];
   rows: StoredValue[][];
-  /** primary-key values of the last row, or null for a table without one */
+  /** primary-key values of the last row (a checked chunk's own end), or null without a key */
   last: StoredValue[] | null;
+}
+export interface SameRecord {
+  kind: 'same';
+  table: string;
+  chunk: number;
+  rows: number;
 }
 export interface CountRecord {
   kind: 'count';
@@ -123,7 +163,9 @@ export type SnapshotRecord =
   | ViewRecord
   | RoutineRecord
   | TriggerRecord
+  | EventRecord
   | RowsRecord
+  | SameRecord
   | CountRecord
   | EndRecord;
 
@@ -132,8 +174,18 @@ export interface SnapshotOptions {
   chunkRows?: number;
   /** bytes of values per `rows` record before it is cut short (default about 1 MB) */
   chunkBytes?: number;
-  /** called after each `rows` record has been handed on (tests change the parent there) */
-  afterChunk?: (table: string, chunk: number) => Promise<void> | void;
+  /**
+   * called after each `rows` record (sent: true) or `same` one (sent: false) has been handed on
+   * (tests change the parent there, or count what is sent again)
+   */
+  afterChunk?: (table: string, chunk: number, sent: boolean) => Promise<void> | void;
+  /** what a resuming child already holds (see the top of this file) */
+  resume?: ResumeClaims;
+  /**
+   * picks up every committed change into the log before the snapshot starts; by default the
+   * node's own pickup (it must hold the node's lock), else e.g. a call to the engine that does
+   */
+  pickup?: () => Promise<unknown>;
 }
 
 export interface SnapshotSummary {
@@ -143,10 +195,14 @@ export interface SnapshotSummary {
   ms: number;
 }
 
-const DEFAULT_CHUNK_ROWS = 1_000;
-const DEFAULT_CHUNK_BYTES = 1_000_000;
-/** Tries at a snapshot with no change left to pick up, before giving up on a busy parent. */
-const SNAPSHOT_TRIES = 25;
+const DEFAULT_CHUNK_ROWS = 10_000;
+/** About 1 MB of values (some 250 KB gzip'd): what a child loads in one transaction, and what a
+ * cut link costs at most to send again. */
+const DEFAULT_CHUNK_BYTES = 100_000;
+/** A resuming child's request lists every chunk it holds. */
+const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+/** Tries at a snapshot with no change left to pick up, before a busy parent's writes are paused. */
+const QUIET_TRIES = 5;
 
 /**
  * Writes a gzip'd snapshot of `node`'s database to `out`. The whole stream comes from one
@@ -160,9 +216,52 @@ export async function writeSnapshot(
 ): Promise<SnapshotSummary> {
   const started = Date.now();
   const totals = { tables: 0, rows: 0, bytes: 0 };
-  const lines = encodeLines(snapshotRecords(node, opts), totals);
-  await pipeline(Readable.from(lines, { highWaterMark: 2 }), createGzip(), countBytes(totals), out);
+  const lines = Readable.from(encodeLines(snapshotRecords(node, opts), totals), {
+    highWaterMark: 2,
+  });
+  const gzip = createGzip({ level: LIGHT });
+  await pipeline(lines, gzip, paced(gzip), countBytes(totals), out);
   return { ...totals, ms: Date.now() - started };
+}
+
+/** gzip levels: light while the reader keeps up, thorough while it makes the stream wait. */
+const LIGHT = 1;
+const THOROUGH = 6;
+const PACE_WINDOW_MS = 2_000;
+
+/**
+ * Passes gzip's output on and sets its level by how long the reader (the link, a file) keeps
+ * the stream waiting: over a window of two seconds, more than 60% waiting means the link is the
+ * limit, so bytes are worth CPU (level 6); under 20% means compression would hold the stream
+ * back (level 1). On a fast link or a local disk the clone runs at the speed of the databases;
+ * on a slow link it sends about an eighth fewer bytes.
+ */
+function paced(gzip: Gzip) {
+  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let level = LIGHT;
+    let since = Date.now();
+    let waited = 0;
+    for await (const chunk of source) {
+      const t = Date.now();
+      yield chunk;
+      const now = Date.now();
+      waited += now - t;
+      if (now - since < PACE_WINDOW_MS) continue;
+      const share = waited / (now - since);
+      const want = share > 0.6 ? THOROUGH : share < 0.2 ? LIGHT : level;
+      if (want !== level) {
+        level = want;
+        // A gzip stream is a deflate stream: it takes params (its type does not say so).
+        (gzip as unknown as ZlibParams).params(
+          want,
+          zlibConstants.Z_DEFAULT_STRATEGY,
+          () => undefined,
+        );
+      }
+      since = now;
+      waited = 0;
+    }
+  };
 }
 
 /** The route a child fetches its snapshot from (a signed POST; see transport/server.ts). */
@@ -180,41 +279,51 @@ export function snapshotRoute(opts: SnapshotOptions = {}): {
   options: RouteOptions;
 } {
   return {
-    options: { maxBodyBytes: 64 * 1024 },
+    options: { maxBodyBytes: MAX_REQUEST_BYTES },
     handler: async (req) => {
-      parseSnapshotRequest(req.body);
-      const records = snapshotRecords(req.node, opts);
+      const { resume, local } = parseSnapshotRequest(req.body);
+      const records = snapshotRecords(req.node, { ...opts, ...(resume ? { resume } : {}) });
       // The first record comes once the snapshot has begun: errors before it get a status.
       const first = await records.next();
       async function* all(): AsyncGenerator<SnapshotRecord> {
         if (!first.done) yield first.value;
         yield* records;
       }
-      const gzip = createGzip();
+      const gzip = createGzip({ level: LIGHT });
       const source = Readable.from(encodeLines(all(), { tables: 0, rows: 0 }), {
         highWaterMark: 2,
       });
-      pipeline(source, gzip).catch((e: unknown) => {
-        gzip.destroy(e instanceof Error ? e : new Error(String(e)));
+      const body = new PassThrough();
+      // A child on this server's own network is never held back by the link: light gzip only.
+      const flowing = local
+        ? pipeline(source, gzip, body)
+        : pipeline(source, gzip, paced(gzip), body);
+      flowing.catch((e: unknown) => {
+        body.destroy(e instanceof Error ? e : new Error(String(e)));
       });
       const stop = () => {
         source.destroy();
-        gzip.destroy();
+        body.destroy();
       };
       if (req.signal.aborted) stop();
       else req.signal.addEventListener('abort', stop, { once: true });
       return {
         contentType: 'application/gzip',
         headers: { 'X-ClinicSync-Snapshot': String(SNAPSHOT_VERSION) },
-        body: gzip,
+        body,
       };
     },
   };
 }
 
-/** The request's body: empty, or JSON naming a format version this parent can write. */
-function parseSnapshotRequest(body: Buffer): void {
-  if (!body.length) return;
+/**
+ * The request's body: empty, or JSON naming a format version this parent can write, whether
+ * the child reaches this parent on a local network (`"link": "local"`) and, from a resuming
+ * child, what it holds. Claims that are not well formed are dropped (that table is sent
+ * whole), never trusted.
+ */
+function parseSnapshotRequest(body: Buffer): { resume: ResumeClaims | null; local: boolean } {
+  if (!body.length) return { resume: null, local: false };
   let v: unknown;
   try {
     v = JSON.parse(body.toString('utf8'));
@@ -225,6 +334,55 @@ function parseSnapshotRequest(body: Buffer): void {
   if (version !== undefined && (typeof version !== 'number' || version < 1)) {
     throw new SyncError('protocol', 'The snapshot request names no valid format version.');
   }
+  const local = (v as { link?: unknown } | null)?.link === 'local';
+  const resume = (v as { resume?: unknown } | null)?.resume;
+  if (typeof resume !== 'object' || resume === null) return { resume: null, local };
+  const tables = (resume as { tables?: unknown }).tables;
+  if (!Array.isArray(tables)) return { resume: null, local };
+  const claims: ResumeClaims = { tables: [] };
+  for (const t of tables as unknown[]) {
+    const { name, ddlDigest: digest, chunks } = (t ?? {}) as Record<string, unknown>;
+    if (typeof name !== 'string' || typeof digest !== 'string' || !Array.isArray(chunks)) continue;
+    const good = chunks.every(
+      (c: unknown) =>
+        Array.isArray(c) &&
+        Array.isArray(c[0]) &&
+        (c[0] as unknown[]).every(isStoredValue) &&
+        typeof c[1] === 'string' &&
+        /^[0-9a-f]{64}$/.test(c[1]) &&
+        Number.isSafeInteger(c[2]),
+    );
+    if (good) {
+      claims.tables.push({
+        name,
+        ddlDigest: digest,
+        chunks: chunks as [StoredValue[], string, number][],
+      });
+    }
+  }
+  return { resume: claims, local };
+}
+
+function isStoredValue(v: unknown): v is StoredValue {
+  return (
+    v === null ||
+    typeof v === 'string' ||
+    (typeof v === 'object' && typeof (v as { b?: unknown }).b === 'string')
+  );
+}
+
+/**
+ * The digest a chunk's rows are known by: of their JSON text. It tells a changed chunk from an
+ * unchanged one in a stream already authenticated end to end; sha512-256 is as strong as
+ * sha256 and twice as fast on machines without SHA instructions.
+ */
+export function rowsDigest(rowsJson: string): string {
+  return createHash('sha512-256').update(rowsJson).digest('hex');
+}
+
+/** A `rows` record's line, its fields in the order a child relies on (see the top). */
+function rowsLine(r: RowsRecord): string {
+  return `{"kind":"rows","table":${JSON.stringify(r.table)},"chunk":${r.chunk},"columns":${JSON.stringify(r.columns)},"rows":${JSON.stringify(r.rows)},"last":${JSON.stringify(r.last)}}`;
 }
 
 /** Turns records into NDJSON lines, adding the checksum and totals to the `end` record. */
@@ -241,7 +399,7 @@ async function* encodeLines(
       yield Buffer.from(JSON.stringify(end) + '\n', 'utf8');
       return;
     }
-    const line = Buffer.from(JSON.stringify(r) + '\n', 'utf8');
+    const line = Buffer.from(`${r.kind === 'rows' ? rowsLine(r) : JSON.stringify(r)}\n`, 'utf8');
     hash.update(line);
     yield line;
   }
@@ -259,6 +417,7 @@ function countBytes(totals: { bytes: number }) {
 interface ColumnInfo {
   name: string;
   dataType: string;
+  unsigned: boolean;
   generated: boolean;
 }
 
@@ -288,7 +447,7 @@ export async function* snapshotRecords(
   const database = node.db.database;
   const name = (await getMeta(node.pool, 'name')) ?? node.settings.name;
   // A connection of its own: the snapshot's session settings never leak into the node's pool.
-  const pool = openPool(node.db, { connectionLimit: 1 });
+  const pool = openPool(node.db, { connectionLimit: 2 });
   let conn: PoolConnection | null = null;
   let clean = false;
   try {
@@ -302,9 +461,12 @@ export async function* snapshotRecords(
     await conn.query(
       "SET SESSION sql_mode = '', net_write_timeout = 86400, net_read_timeout = 86400, wait_timeout = 86400",
     );
-    await beginConsistentSnapshot(node, conn);
+    await beginConsistentSnapshot(conn, pool, database, opts.pickup ?? (() => node.pickup()));
 
     const tables = await readTables(conn, database);
+    const claims = new Map((opts.resume?.tables ?? []).map((t) => [t.name, t]));
+    /** per table, the chunks of the resuming child that are checked instead of sent */
+    const checked = new Map<string, [StoredValue[], string, number][]>();
     yield {
       kind: 'begin',
       format: SNAPSHOT_FORMAT,
@@ -317,35 +479,58 @@ export async function* snapshotRecords(
       at: new Date(String(mode?.at ?? '').replace(' ', 'T') + 'Z').toISOString(),
       chunkRows,
       tables: node.settings.tables,
+      snapshotId: randomBytes(8).toString('hex'),
     };
 
-    // Schema first: every table (clinicsync_meta leads), routines, views, triggers.
+    // Schema first: every table (clinicsync_meta leads), routines, views, triggers, events.
     for (const t of tables) {
       const [row] = await queryRows(conn, `SHOW CREATE TABLE ${q(t.name)}`);
       const ddl = String(row?.['Create Table'] ?? '');
       if (!ddl) throw new SyncError('database', `The table ${t.name} could not be read.`);
       const carried = !PRIVATE_TABLES.includes(t.name);
+      const claim = claims.get(t.name);
+      // Only a table with a primary key can be checked by key range, and only one whose
+      // definition the child's copy was made from.
+      const keyed = (selectOf(t)?.keyAt.length ?? 0) > 0 && t.name !== META_TABLE;
+      const kept =
+        carried && keyed && claim && claim.ddlDigest === ddlDigest(ddl)
+          ? claim.chunks.filter((c) => c[0].length === t.primaryKey.length)
+          : [];
+      if (kept.length) checked.set(t.name, kept);
       yield {
         kind: 'table',
         name: t.name,
         ddl,
         rows: carried,
         estimatedRows: carried ? t.estimatedRows : 0,
+        ...(claim ? { checked: kept.length } : {}),
       };
     }
     yield* routineRecords(conn, database);
     yield* viewRecords(conn, database);
     yield* triggerRecords(conn, database);
+    yield* eventRecords(conn, database);
 
     // Then the rows, table by table.
     let total = 0;
     for (const t of tables) {
       let n = 0;
       if (!PRIVATE_TABLES.includes(t.name)) {
-        for await (const rec of tableRows(conn, t, chunkRows, chunkBytes)) {
+        const kept = checked.get(t.name) ?? [];
+        let after: StoredValue[] | null = null;
+        for (let i = 0; i < kept.length; i++) {
+          const [last, digest, count] = kept[i]!;
+          const rec = await rangeRecord(conn, t, i, after, last);
+          n += rec.rows.length;
+          const same = rec.rows.length === count && rowsDigest(JSON.stringify(rec.rows)) === digest;
+          yield same ? { kind: 'same', table: t.name, chunk: i, rows: count } : rec;
+          await opts.afterChunk?.(t.name, i, !same);
+          after = last;
+        }
+        for await (const rec of tableRows(conn, t, chunkRows, chunkBytes, after, kept.length)) {
           n += rec.rows.length;
           yield rec;
-          await opts.afterChunk?.(t.name, rec.chunk);
+          await opts.afterChunk?.(t.name, rec.chunk, true);
         }
       }
       total += n;
@@ -372,31 +557,67 @@ export async function* snapshotRecords(
  * has been picked up into the log: the copied data, row state and log then agree exactly, and
  * what the parent picks up later reaches the child by its first exchange.
  */
-async function beginConsistentSnapshot(node: SyncNode, conn: PoolConnection): Promise<void> {
+async function beginConsistentSnapshot(
+  conn: PoolConnection,
+  pool: Pool,
+  database: string,
+  pickup: () => Promise<unknown>,
+): Promise<void> {
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-  for (let attempt = 1; ; attempt++) {
-    await node.pickup();
+  const attempt = async (): Promise<boolean> => {
+    await pickup();
     await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
     const [left] = await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_capture');
-    if (Number(left?.n ?? 0) === 0) return;
+    if (Number(left?.n ?? 0) === 0) return true;
     await conn.query('ROLLBACK');
-    if (attempt >= SNAPSHOT_TRIES) {
+    return false;
+  };
+  for (let n = 1; n <= QUIET_TRIES; n++) {
+    if (await attempt()) return;
+    await new Promise((r) => setTimeout(r, 20 * n));
+  }
+  // A clinic at work writes between every pickup and the snapshot's start: its writes wait a
+  // moment (the application's tables locked for reading, on a connection of their own) while
+  // the last changes are picked up and the snapshot starts.
+  const lock = await pool.getConnection();
+  try {
+    const tables = await queryRows(
+      lock,
+      "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE 'clinicsync\\_%'",
+      [database],
+    );
+    await lock.query('SET SESSION lock_wait_timeout = 30');
+    try {
+      if (tables.length) {
+        await lock.query(`LOCK TABLES ${tables.map((r) => `${q(String(r.t))} READ`).join(', ')}`);
+      }
+    } catch (e) {
+      throw new SyncError(
+        'state',
+        `The parent is changing too fast to take a consistent snapshot, and its writes could not be paused for a moment (${(e as Error).message.replace(/\.$/, '')}); try again in a quieter moment, or grant the LOCK TABLES privilege.`,
+        { cause: e },
+      );
+    }
+    if (!(await attempt())) {
       throw new SyncError(
         'state',
         'The parent is changing too fast to take a consistent snapshot; try the clone again in a quieter moment.',
       );
     }
-    await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * attempt)));
+  } finally {
+    await lock.query('UNLOCK TABLES').catch(() => undefined);
+    lock.destroy();
   }
 }
 
 /** Base tables in load order: clinicsync_meta first, then by name. */
 async function readTables(conn: PoolConnection, database: string): Promise<TableInfo[]> {
+  // A resumable clone's own bookkeeping (left behind where adoption was cut short) never travels.
   const tableRows = await queryRows(
     conn,
     `SELECT TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES
-      WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME`,
-    [database],
+      WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' AND TABLE_NAME <> ? ORDER BY TABLE_NAME`,
+    [database, PROGRESS_TABLE],
   );
   // MariaDB's sequences and system-versioned tables: refused, rather than left out unsaid.
   const odd = tableRows.find((r) => r.TABLE_TYPE !== 'BASE TABLE');
@@ -408,7 +629,7 @@ async function readTables(conn: PoolConnection, database: string): Promise<Table
   }
   const columnRows = await queryRows(
     conn,
-    `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS
+    `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS
       WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
     [database],
   );
@@ -433,6 +654,7 @@ async function readTables(conn: PoolConnection, database: string): Promise<Table
     tables.get(String(c.TABLE_NAME))?.columns.push({
       name: String(c.COLUMN_NAME),
       dataType: String(c.DATA_TYPE).toLowerCase(),
+      unsigned: /\bunsigned\b/i.test(String(c.COLUMN_TYPE)),
       generated: /\b(virtual|stored|persistent)\b/.test(extra),
     });
   }
@@ -536,6 +758,26 @@ async function* triggerRecords(
   }
 }
 
+async function* eventRecords(conn: PoolConnection, database: string): AsyncGenerator<EventRecord> {
+  const rows = await queryRows(
+    conn,
+    'SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME',
+    [database],
+  );
+  for (const r of rows) {
+    const name = String(r.EVENT_NAME);
+    const [show] = await queryRows(conn, `SHOW CREATE EVENT ${q(name)}`);
+    const text = show?.['Create Event'];
+    if (text == null) throw new SyncError('database', `The event ${name} could not be read.`);
+    yield {
+      kind: 'event',
+      name,
+      ddl: stripDefiner(String(text)),
+      sqlMode: String(show?.sql_mode ?? ''),
+    };
+  }
+}
+
 /** Numbers and dates as the server's own text; bytes (geometry too) as bytes; JSON as text. */
 const typeCast: TypeCast = (field, next) => {
   switch (field.type) {
@@ -559,31 +801,54 @@ const typeCast: TypeCast = (field, next) => {
   }
 };
 
+/** The SELECT list of a table's stored columns, and where its key's columns are in it. */
+function selectOf(t: TableInfo): { select: string; names: string[]; keyAt: number[] } | null {
+  const cols = t.columns.filter((c) => !c.generated);
+  if (!cols.length) return null;
+  // MariaDB prints FLOAT with 6 digits; as a double it comes back exactly.
+  const select = cols
+    .map((c) => (c.dataType === 'float' ? `(${q(c.name)} + 0E0) AS ${q(c.name)}` : q(c.name)))
+    .join(', ');
+  const names = cols.map((c) => c.name);
+  const keyAt = t.primaryKey.map((k) => names.indexOf(k));
+  return { select, names, keyAt: keyAt.every((i) => i >= 0) ? keyAt : [] };
+}
+
+function keyColumns(t: TableInfo): KeyColumn[] {
+  return t.primaryKey.map((k) => {
+    const c = t.columns.find((col) => col.name === k)!;
+    return { name: c.name, dataType: c.dataType, unsigned: c.unsigned };
+  });
+}
+
 /**
- * One table's rows as `rows` records, read by one streaming SELECT in primary-key order. The
- * driver pauses the connection while the records are not taken, so at most one chunk and the
- * driver's small buffer are held at a time.
+ * One table's rows as `rows` records, read by one streaming SELECT in primary-key order (from
+ * after the key `after`, numbering chunks from `firstChunk`). The driver pauses the connection
+ * while the records are not taken, so at most one chunk and the driver's small buffer are held.
  */
 async function* tableRows(
   conn: PoolConnection,
   t: TableInfo,
   chunkRows: number,
   chunkBytes: number,
+  after: StoredValue[] | null = null,
+  firstChunk = 0,
 ): AsyncGenerator<RowsRecord> {
-  const cols = t.columns.filter((c) => !c.generated);
-  if (!cols.length) return;
-  // MariaDB prints FLOAT with 6 digits; as a double it comes back exactly.
-  const select = cols
-    .map((c) => (c.dataType === 'float' ? `(${q(c.name)} + 0E0) AS ${q(c.name)}` : q(c.name)))
-    .join(', ');
+  const shape = selectOf(t);
+  if (!shape) return;
+  const { select, names, keyAt } = shape;
   const order = t.primaryKey.length ? ` ORDER BY ${t.primaryKey.map(q).join(', ')}` : '';
-  const names = cols.map((c) => c.name);
-  const keyAt = t.primaryKey.map((k) => names.indexOf(k));
+  const range = after ? keyRangeSql(keyColumns(t), after, null) : null;
   const raw = (conn as unknown as { connection: CallbackConnection }).connection;
   const stream = raw
-    .query({ sql: `SELECT ${select} FROM ${q(t.name)}${order}`, rowsAsArray: true, typeCast })
+    .query({
+      sql: `SELECT ${select} FROM ${q(t.name)}${range ? ` WHERE ${range.sql}` : ''}${order}`,
+      values: range?.params ?? [],
+      rowsAsArray: true,
+      typeCast,
+    })
     .stream({ highWaterMark: 256 });
-  let chunk = 0;
+  let chunk = firstChunk;
   let rows: StoredValue[][] = [];
   let bytes = 0;
   const record = (): RowsRecord => {
@@ -594,7 +859,7 @@ async function* tableRows(
       chunk: chunk++,
       columns: names,
       rows,
-      last: keyAt.length && keyAt.every((i) => i >= 0) ? keyAt.map((i) => lastRow[i]!) : null,
+      last: keyAt.length ? keyAt.map((i) => lastRow[i]!) : null,
     };
   };
   try {
@@ -614,6 +879,35 @@ async function* tableRows(
     if (!stream.destroyed) stream.destroy();
   }
   if (rows.length) yield record();
+}
+
+/**
+ * The rows of one chunk a resuming child holds, read again in this snapshot: the keys after
+ * `after` up to `last`, as one `rows` record whose `last` is the child's end of the chunk.
+ */
+async function rangeRecord(
+  conn: PoolConnection,
+  t: TableInfo,
+  chunk: number,
+  after: StoredValue[] | null,
+  last: StoredValue[],
+): Promise<RowsRecord> {
+  const shape = selectOf(t)!;
+  const range = keyRangeSql(keyColumns(t), after, last);
+  const [rows] = await conn.query<RowDataPacket[]>({
+    sql: `SELECT ${shape.select} FROM ${q(t.name)} WHERE ${range.sql} ORDER BY ${t.primaryKey.map(q).join(', ')}`,
+    values: range.params,
+    rowsAsArray: true,
+    typeCast,
+  });
+  return {
+    kind: 'rows',
+    table: t.name,
+    chunk,
+    columns: shape.names,
+    rows: (rows as unknown as unknown[][]).map((r) => r.map(storedValue)),
+    last,
+  };
 }
 
 function storedValue(v: unknown): StoredValue {

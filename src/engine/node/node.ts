@@ -18,6 +18,7 @@ import type { TablePlan } from '../identity/plan.js';
 import { applyClockFixes, describeOffset } from '../clock/fixes.js';
 import { hlcFromMillis } from '../clock/hlc.js';
 import { adoptAsChild, type ParentInfo } from '../clone/adopt.js';
+import { nameFileChild } from '../clone/snapshotWriter.js';
 import { addPeer, listPeers, recordPeerVv, type Peer } from './peers.js';
 import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from './pending.js';
 import { lastExchanges } from './history.js';
@@ -132,7 +133,7 @@ export class SyncNode {
       if (await cloneUnfinished(pool)) {
         throw new SyncError(
           'state',
-          `The database "${opts.db.database}" holds a clone that did not finish and cannot be used; drop it and create it again, empty, then run "clinic-sync clone" again.`,
+          `The database "${opts.db.database}" holds a clone that did not finish and cannot be used; run the same "clinic-sync clone" command again (with the same --home) to finish it.`,
         );
       }
       if (!(await isInstalled(pool))) {
@@ -261,6 +262,10 @@ export class SyncNode {
         'protocol',
         `The node ${env.from.node} is not a neighbour of this one; nothing was applied.`,
       );
+    // A child registered by a snapshot file is listed by a placeholder until it names itself.
+    if (peer.relation === 'child' && env.from.name) {
+      await nameFileChild(this.pool, peer.nodeId, env.from.name);
+    }
     return this.exclusive(() => this.incomingNow(env, peer.nodeId, opts.fromFile === true));
   }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type { Home } from '../config/home.js';
@@ -697,7 +698,16 @@ export class ParentClient implements ParentLink {
       counted.destroy(err);
     });
     counted.on('error', (e: Error) => settle?.reject(e));
-    res.body.pipe(counted);
+    // Iterated, not piped: a pipe pauses undici's parser for every chunk the transform turns
+    // away, and each resume re-reads the socket's whole backlog, so a slow reader of a large
+    // stream (a snapshot) held hundreds of MB; an async iterator reads one buffer at a time.
+    pipeline(
+      res.body,
+      async function* (body: AsyncIterable<Buffer>) {
+        for await (const chunk of body) yield chunk;
+      },
+      counted,
+    ).catch(() => undefined);
     const read = async (): Promise<Buffer> => {
       const chunks: Buffer[] = [];
       for await (const c of counted as AsyncIterable<Buffer>) chunks.push(c);
