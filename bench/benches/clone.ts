@@ -19,7 +19,7 @@ import { compared, type Bench, type BenchFigure } from '../types.js';
  * clone` on the child, each in a process of its own), beside `mariadb-dump | mariadb` of the same
  * database in the same run. Targets: the clone no slower than the dump pipeline, and each
  * engine's peak resident memory under 256 MB. The sizes can be changed with
- * CLINIC_SYNC_BENCH_PATIENTS (default 5,000; 80 obs each).
+ * CLINIC_SYNC_BENCH_PATIENTS (default 5,000; 80 obs each; 50 with CLINIC_SYNC_BENCH_SMOKE=1).
  */
 
 const MB = 1_000_000;
@@ -29,7 +29,9 @@ export const bench: Bench = {
   name: 'clone',
   description: 'clone of an OpenMRS-shaped database over HTTP vs mariadb-dump | mariadb',
   async run(ctx) {
-    const patients = Number(ctx.env.CLINIC_SYNC_BENCH_PATIENTS ?? 5_000);
+    // CLINIC_SYNC_BENCH_SMOKE=1: a tiny run that only proves the bench works end to end.
+    const smoke = ctx.env.CLINIC_SYNC_BENCH_SMOKE === '1';
+    const patients = Number(ctx.env.CLINIC_SYNC_BENCH_PATIENTS ?? (smoke ? 50 : 5_000));
     const dbs: BenchDb[] = [];
     const homes: string[] = [];
     const tempHomeDir = () => {
