@@ -211,12 +211,14 @@ export async function restoreSnapshot(
   opts: RestoreOptions,
 ): Promise<RestoreResult> {
   const started = Date.now();
-  const pool = openPool(opts.db, { connectionLimit: 1 });
+  const pool = openPool(opts.db, { connectionLimit: 2 });
   let conn: PoolConnection | null = null;
+  let side: PoolConnection | null = null;
   let marked = false;
   try {
     try {
       conn = await pool.getConnection();
+      side = await pool.getConnection();
     } catch (e) {
       throw explainDbError(e, opts.db);
     }
@@ -224,7 +226,7 @@ export async function restoreSnapshot(
     const resume = opts.resume === true && contents.unfinishedClone;
     if (!resume && !isEmpty(contents)) throw notEmptyError(opts.db.database, contents);
     marked = resume;
-    const loader = new Loader(conn, opts, resume);
+    const loader = new Loader(conn, side, opts, resume);
     try {
       const result = await loader.run(source, () => {
         marked = true;
@@ -246,6 +248,7 @@ export async function restoreSnapshot(
   } finally {
     // A transaction left open (a failure) is rolled back as the connection goes.
     conn?.destroy();
+    side?.destroy();
     await pool.end().catch(() => undefined);
   }
 }
@@ -290,11 +293,24 @@ class Loader {
   /** the connections chunks are written on, in turn */
   private readonly writer: Writer = { inTransaction: false, uncommitted: 0, busy: null, since: 0 };
 
+  /**
+   * Work on the second connection, one statement after another, beside the loading: a large
+   * table's index build while the next tables load, the foreign-key check while the triggers
+   * are made. A failure is thrown where it is awaited.
+   */
+  private sideWork: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly conn: PoolConnection,
+    private readonly side: PoolConnection,
     private readonly opts: RestoreOptions,
     private readonly resume: boolean,
   ) {}
+
+  private beside(fn: () => Promise<void>): void {
+    this.sideWork = this.sideWork.then(fn);
+    this.sideWork.catch(() => undefined);
+  }
 
   async run(
     source: AsyncIterable<Uint8Array>,
@@ -435,7 +451,12 @@ class Loader {
 
     // The rest of the schema, after the data so no trigger fires on it.
     this.progress('objects', null, true);
+    await this.sideWork;
     await this.addForeignKeys();
+    let brokenReferences: BrokenReference[] = [];
+    this.beside(async () => {
+      brokenReferences = await this.verifyForeignKeys();
+    });
     await this.restoreCounters();
     // Routines, triggers and events under the SQL mode they were made with (it becomes part of
     // them); views as SHOW CREATE VIEW printed them, under no mode.
@@ -448,7 +469,7 @@ class Loader {
 
     this.progress('verify', null, true);
     await this.verifyObjects();
-    const brokenReferences = await this.verifyForeignKeys();
+    await this.sideWork;
     await conn.query('SET SESSION FOREIGN_KEY_CHECKS = 1, UNIQUE_CHECKS = 1');
     await conn.query(`UPDATE ${q(META_TABLE)} SET v = ? WHERE k = ?`, [
       `loaded from ${this.begin.node.name}, not adopted yet`,
@@ -496,6 +517,7 @@ class Loader {
     this.writer.busy = null;
     if (busy) await busy.catch(() => undefined);
     await this.commit().catch(() => undefined);
+    await this.sideWork.catch(() => undefined);
   }
 
   private async table(rec: Json, onMarked: () => void): Promise<void> {
@@ -840,7 +862,7 @@ class Loader {
         `The table ${t.name} holds ${loaded} rows after loading, not the ${declared} the parent sent.`,
       );
     }
-    await this.addIndexes(t);
+    this.beside(() => this.addIndexes(t));
     t.counted = true;
     this.tablesDone++;
     this.progress('rows', t.name, true);
@@ -849,12 +871,13 @@ class Loader {
   /** The indexes left out of a table, built in one pass now that its rows are in. */
   private async addIndexes(t: TableState): Promise<void> {
     const missing = await this.missing(
+      this.side,
       t.split.indexNames,
       'SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
       t.name,
     );
     const clauses = t.split.indexes.filter((_, i) => missing.has(t.split.indexNames[i]!));
-    if (clauses.length) await this.conn.query(`ALTER TABLE ${q(t.name)} ${clauses.join(', ')}`);
+    if (clauses.length) await this.side.query(`ALTER TABLE ${q(t.name)} ${clauses.join(', ')}`);
   }
 
   /** The foreign keys left out, added in place (checks are off) once every table is loaded. */
@@ -862,6 +885,7 @@ class Loader {
     for (const t of this.tables.values()) {
       if (!t.split.foreignKeys.length) continue;
       const missing = await this.missing(
+        this.conn,
         t.split.foreignKeyNames,
         'SELECT CONSTRAINT_NAME AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?',
         t.name,
@@ -873,9 +897,14 @@ class Loader {
     }
   }
 
-  private async missing(names: string[], sql: string, table: string): Promise<Set<string>> {
+  private async missing(
+    conn: PoolConnection,
+    names: string[],
+    sql: string,
+    table: string,
+  ): Promise<Set<string>> {
     if (!names.length) return new Set();
-    const present = new Set((await queryRows(this.conn, sql, [table])).map((r) => String(r.n)));
+    const present = new Set((await queryRows(conn, sql, [table])).map((r) => String(r.n)));
     return new Set(names.filter((n) => !present.has(n)));
   }
 
@@ -1008,14 +1037,14 @@ class Loader {
   }
 
   /**
-   * Checks every foreign key of the copy, one pass over each table, since the rows went in with
-   * the checks off. The rows themselves are exactly the parent's (counted per table, and the
-   * stream's checksum verified), so a row found referring to nothing does so on the parent too:
-   * it is reported, not refused.
+   * Checks every foreign key of the copy, since the rows went in with the checks off. The rows
+   * themselves are exactly the parent's (counted per table, and the stream's checksum
+   * verified), so a row found referring to nothing does so on the parent too: it is reported,
+   * not refused.
    */
   private async verifyForeignKeys(): Promise<BrokenReference[]> {
     const rows = await queryRows(
-      this.conn,
+      this.side,
       `SELECT k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS c, k.COLUMN_NAME AS col,
               k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc
          FROM information_schema.KEY_COLUMN_USAGE k
@@ -1036,21 +1065,24 @@ class Loader {
     const broken: BrokenReference[] = [];
     for (const [table, fks] of byTable) {
       if (!this.tables.get(table)!.received) continue;
-      const list = [...fks];
-      const sums = list.map(([, fk]) => {
-        const notNull = fk.pairs.map(([c]) => `c.${q(c)} IS NOT NULL`).join(' AND ');
-        const match = fk.pairs.map(([c, p]) => `p.${q(p)} = c.${q(c)}`).join(' AND ');
-        return `COALESCE(SUM(${notNull} AND NOT EXISTS (SELECT 1 FROM ${q(fk.rt)} p WHERE ${match})), 0)`;
-      });
-      const [r] = await this.conn.query<import('mysql2').RowDataPacket[]>({
-        sql: `SELECT ${sums.join(', ')} FROM ${q(table)} c`,
-        rowsAsArray: true,
-      });
-      const counts = (r as unknown as unknown[][])[0] ?? [];
-      list.forEach(([constraint, fk], i) => {
-        const n = Number(counts[i] ?? 0);
-        if (n > 0) broken.push({ table, constraint, referenced: fk.rt, rows: n });
-      });
+      for (const [constraint, fk] of fks) {
+        const notNull = fk.pairs.map(([c]) => `${q(c)} IS NOT NULL`).join(' AND ');
+        const match = fk.pairs.map(([c, p]) => `p.${q(p)} = d.${q(c)}`).join(' AND ');
+        // The distinct values first, read from the foreign key's own index: a few lookups where
+        // a row-by-row check would make one per row. Rows are counted only where one is missing.
+        const [missing] = await queryRows(
+          this.side,
+          `SELECT COUNT(*) AS n FROM (SELECT DISTINCT ${fk.pairs.map(([c]) => q(c)).join(', ')} FROM ${q(table)} WHERE ${notNull}) d
+            WHERE NOT EXISTS (SELECT 1 FROM ${q(fk.rt)} p WHERE ${match})`,
+        );
+        if (!Number(missing?.n)) continue;
+        const [rows] = await queryRows(
+          this.side,
+          `SELECT COUNT(*) AS n FROM ${q(table)} d WHERE ${fk.pairs.map(([c]) => `d.${q(c)} IS NOT NULL`).join(' AND ')}
+              AND NOT EXISTS (SELECT 1 FROM ${q(fk.rt)} p WHERE ${match})`,
+        );
+        broken.push({ table, constraint, referenced: fk.rt, rows: Number(rows?.n ?? 0) });
+      }
     }
     return broken;
   }
@@ -1224,6 +1256,8 @@ function checkBegin(rec: Json, parentNodeId: string | undefined): BeginRecord {
   return begin;
 }
 
+const TSV_SPECIAL = /[\\\t\n\r\0]/;
+const TSV_SPECIALS = /[\\\t\n\r\0]/g;
 const TSV_ESCAPES: Record<string, string> = {
   '\\': '\\\\',
   '\t': '\\t',
@@ -1247,22 +1281,24 @@ function loadData(
   // whatever NO_AUTO_VALUE_ON_ZERO says: such a chunk goes in by INSERT.
   const auto = autoIncrement === null ? -1 : columns.indexOf(autoIncrement);
   if (auto >= 0 && bytes.some(Boolean) && rows.some((r) => r[auto] === '0')) return null;
-  const lines: string[] = [];
+  // Appended to one string (V8 joins the pieces once, at the end); most text needs no escape.
+  let text = '';
   for (const row of rows) {
-    const fields: string[] = [];
     for (let i = 0; i < row.length; i++) {
       const v = row[i]!;
-      if (v === null) fields.push('\\N');
-      else if (bytes[i])
-        fields.push((Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8')).toString('hex'));
-      else fields.push((v as string).replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c]!));
+      if (i) text += '\t';
+      if (v === null) text += '\\N';
+      else if (bytes[i]) text += (Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8')).toString('hex');
+      else if (TSV_SPECIAL.test(v as string)) {
+        text += (v as string).replace(TSV_SPECIALS, (c) => TSV_ESCAPES[c]!);
+      } else text += v as string;
     }
-    lines.push(`${fields.join('\t')}\n`);
+    text += '\n';
   }
   const list = columns.map((c, i) => (bytes[i] ? `@v${i}` : q(c))).join(', ');
   const sets = columns.flatMap((c, i) => (bytes[i] ? [`${q(c)} = UNHEX(@v${i})`] : []));
   return {
-    text: Buffer.from(lines.join(''), 'utf8'),
+    text: Buffer.from(text, 'utf8'),
     columns: `(${list})${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
   };
 }

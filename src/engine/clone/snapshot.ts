@@ -610,7 +610,7 @@ async function beginConsistentSnapshot(
   }
 }
 
-/** Base tables in load order: clinicsync_meta first, then by name. */
+/** Base tables in load order: clinicsync_meta first, then the largest first. */
 async function readTables(conn: PoolConnection, database: string): Promise<TableInfo[]> {
   // A resumable clone's own bookkeeping (left behind where adoption was cut short) never travels.
   const tableRows = await queryRows(
@@ -665,8 +665,12 @@ async function readTables(conn: PoolConnection, database: string): Promise<Table
       `The database "${database}" is not a ClinicSync node (no ${META_TABLE}); it cannot be cloned.`,
     );
   }
-  const list = [...tables.values()];
-  return [tables.get(META_TABLE)!, ...list.filter((t) => t.name !== META_TABLE)];
+  // The largest first: a child builds a table's indexes while the next tables load, so the
+  // small ones are what is left at the end.
+  const list = [...tables.values()]
+    .filter((t) => t.name !== META_TABLE)
+    .sort((a, b) => b.estimatedRows - a.estimatedRows || (a.name < b.name ? -1 : 1));
+  return [tables.get(META_TABLE)!, ...list];
 }
 
 const QUOTED = "`(?:[^`]|``)*`|'(?:[^']|'')*'";
@@ -863,16 +867,18 @@ async function* tableRows(
     };
   };
   try {
-    for await (const row of stream as AsyncIterable<unknown[]>) {
-      const values = row.map(storedValue);
-      for (const v of values)
-        bytes += v === null ? 4 : typeof v === 'string' ? v.length : v.b.length;
-      rows.push(values);
-      if (rows.length >= chunkRows || bytes >= chunkBytes) {
-        const rec = record();
-        rows = [];
-        bytes = 0;
-        yield rec;
+    for await (const batch of buffered(stream)) {
+      for (const row of batch as unknown[][]) {
+        const values = row.map(storedValue);
+        for (const v of values)
+          bytes += v === null ? 4 : typeof v === 'string' ? v.length : v.b.length;
+        rows.push(values);
+        if (rows.length >= chunkRows || bytes >= chunkBytes) {
+          const rec = record();
+          rows = [];
+          bytes = 0;
+          yield rec;
+        }
       }
     }
   } finally {
@@ -908,6 +914,42 @@ async function rangeRecord(
     rows: (rows as unknown as unknown[][]).map((r) => r.map(storedValue)),
     last,
   };
+}
+
+/**
+ * What an object stream holds, a buffer at a time: a million rows cost a few thousand awaits,
+ * not a million (for await over the stream itself takes one per row).
+ */
+async function* buffered(stream: Readable): AsyncGenerator<unknown[]> {
+  let ended = false;
+  let failed: Error | null = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  stream.on('readable', notify);
+  stream.on('end', () => {
+    ended = true;
+    notify();
+  });
+  stream.on('error', (e: Error) => {
+    failed = e;
+    notify();
+  });
+  for (;;) {
+    if (failed) throw failed;
+    const batch: unknown[] = [];
+    let item: unknown;
+    while ((item = stream.read()) !== null) batch.push(item);
+    if (batch.length) {
+      yield batch;
+      continue;
+    }
+    if (ended) return;
+    await new Promise<void>((resolve) => (wake = resolve));
+  }
 }
 
 function storedValue(v: unknown): StoredValue {
