@@ -5,8 +5,7 @@ import type { SyncNode } from '../../src/engine/node/node.js';
 import { createTestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { Tree } from '../helpers/tree.js';
-
-const DAY = 86_400_000;
+import { DAY, writeWithClockAhead } from '../helpers/clock.js';
 
 /**
  * A clinic laptop whose clock runs three days fast (DESIGN §6): its edit must not beat a later real
@@ -32,17 +31,7 @@ describe('a child whose clock is three days ahead', () => {
   });
   afterAll(async () => tree.close());
 
-  /** A write made on the fast laptop: its database's NOW() runs three days ahead too. */
-  async function onFastLaptop(sql: string): Promise<void> {
-    const conn = await fast.pool.getConnection();
-    try {
-      await conn.query('SET TIMESTAMP = UNIX_TIMESTAMP(NOW(6)) + 3 * 86400');
-      await conn.query(sql);
-    } finally {
-      await conn.query('SET TIMESTAMP = DEFAULT');
-      conn.release();
-    }
-  }
+  const onFastLaptop = (sql: string) => writeWithClockAhead(fast.pool, 3, sql);
 
   const gender = async (node: SyncNode, uuid: string) =>
     String(

@@ -1,9 +1,7 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { SNAPSHOT_PATH, snapshotRoute } from '../../src/engine/clone/snapshot.js';
 import { writeSnapshotFile } from '../../src/engine/clone/snapshotWriter.js';
 import { VERIFY_PATH, verifyRoute } from '../../src/engine/transport/verifyRoute.js';
@@ -11,11 +9,12 @@ import { Home } from '../../src/engine/config/home.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
 import { SyncNode } from '../../src/engine/node/node.js';
 import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
-import { createTestDb, loadSampleDb, SERVER, type TestDb } from '../helpers/db.js';
+import { createTestDb, loadSampleDb, type TestDb } from '../helpers/db.js';
 import { diffNodes, readModel } from '../helpers/model.js';
 import { initRoot, tempHome } from '../helpers/node.js';
 import { SAKILA_MODEL } from '../helpers/sakila.js';
 import { shape } from '../helpers/schemaShape.js';
+import { freePort, runMain } from '../helpers/cli.js';
 
 // Whole databases are cloned here (some by the command line in a process of its own): minutes
 // on a loaded machine, not the default minute.
@@ -28,27 +27,6 @@ vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
  * `clinic-sync clone --from-file FILE --code CODE` makes the child with everything a database
  * holds; one `clinic-sync sync` brings what changed since, and the two agree.
  */
-
-async function run(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    args,
-    { out: (l) => out.push(l), err: (l) => err.push(l) },
-    { ...process.env, MYSQL_PWD: SERVER.password },
-  );
-  return { code, out, err };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A clerk at work on the parent: new actors, renamed films, until stopped. */
 function keepChanging(db: TestDb): { stop(): Promise<number> } {
@@ -141,7 +119,7 @@ describe('a child made from a snapshot file while the parent keeps changing', ()
 
   it('snapshot --out writes an encrypted file and prints its code alone on the last line', async () => {
     writer = keepChanging(parentDb);
-    const made = await run([
+    const made = await runMain([
       '--home',
       parentHome,
       'snapshot',
@@ -186,13 +164,13 @@ describe('a child made from a snapshot file while the parent keeps changing', ()
       '--name',
       'centre',
     ];
-    const wrong = await run(args('AAAA-BBBB-CCCC-DDDD-EEEE'));
+    const wrong = await runMain(args('AAAA-BBBB-CCCC-DDDD-EEEE'));
     expect(wrong.code).toBe(2);
     expect(wrong.err.at(-1)).toBe(
       'The code does not open this snapshot file; check the code printed with it (20 letters and digits).',
     );
     // Typed as a person might: lower case, spaces for dashes.
-    const made = await run(args(code.toLowerCase().replace(/-/g, ' ')));
+    const made = await runMain(args(code.toLowerCase().replace(/-/g, ' ')));
     expect(made.code, made.err.join('\n')).toBe(0);
     expect(made.out).toEqual([
       expect.stringMatching(
@@ -246,13 +224,13 @@ describe('a child made from a snapshot file while the parent keeps changing', ()
       port,
       extraRoutes: { [SNAPSHOT_PATH]: snapshotRoute(), [VERIFY_PATH]: verifyRoute() },
     });
-    const synced = await run(['--home', childHome, 'sync']);
+    const synced = await runMain(['--home', childHome, 'sync']);
     expect(synced.code, synced.err.join('\n')).toBe(0);
     expect(synced.out.at(-1)).toMatch(/^Sent \d+ changes?, received [1-9]\d*/);
 
     // The parent now knows the child by the name it gave itself.
     expect((await parent.status()).children.map((c) => c.name)).toEqual(['centre']);
-    const verified = await run(['--home', childHome, 'verify', '--json']);
+    const verified = await runMain(['--home', childHome, 'verify', '--json']);
     expect(verified.code, [...verified.out, ...verified.err].join('\n')).toBe(0);
     expect(JSON.parse(verified.out.at(-1)!)).toMatchObject({ match: true });
     const p = await readModel(parentDb.pool, SAKILA_MODEL);
@@ -305,12 +283,12 @@ describe('a clone from a snapshot file cut short', () => {
       '--name',
       'south',
     ];
-    const first = await run(args(cut, made.code));
+    const first = await runMain(args(cut, made.code));
     expect(first.code).toBe(1);
     expect(first.err.at(-1)).toMatch(
       /^The snapshot file is incomplete \(it was cut short while copying\); copy it from the main server again; the database "cs_usb_\w+" is left marked as an unfinished clone/,
     );
-    const again = await run(args(full, 'ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ'));
+    const again = await runMain(args(full, 'ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ'));
     expect(again.code, again.err.join('\n')).toBe(0);
     expect(again.err).toContain(
       "Using this clinic's registration with store from an earlier attempt.",

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { SNAPSHOT_PATH, snapshotRoute } from '../../src/engine/clone/snapshot.js';
 import { execute, openPool, queryRows, type Queryable } from '../../src/engine/db/pool.js';
 import type { SyncNode } from '../../src/engine/node/node.js';
@@ -12,6 +11,7 @@ import { startSyncServer, type SyncServer } from '../../src/engine/transport/ser
 import { createTestDb, SERVER, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { initRoot, tempHome } from '../helpers/node.js';
+import { runMain } from '../helpers/cli.js';
 
 // Whole databases are cloned here (some by the command line in a process of its own): minutes
 // on a loaded machine, not the default minute.
@@ -23,17 +23,6 @@ vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
  * first"), and otherwise saves the old contents to a dump in the node's home (which the standard
  * client loads back whole) before it makes the child.
  */
-
-async function run(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    args,
-    { out: (l) => out.push(l), err: (l) => err.push(l) },
-    { ...process.env, MYSQL_PWD: SERVER.password },
-  );
-  return { code, out, err };
-}
 
 /** Every table's checksum, and the names of the other objects. */
 async function contents(db: Queryable, database: string) {
@@ -128,7 +117,7 @@ describe('clone into a database that holds something', () => {
     const { code } = await createPairingCode(parent.pool, 60);
     const home = tempHome();
     const args = ['--home', home.dir, 'clone', '--parent', server.url, '--code', code];
-    const refused = await run([...args, '--db', target.url, '--name', 'north']);
+    const refused = await runMain([...args, '--db', target.url, '--name', 'north']);
     expect(refused.code).toBe(1);
     expect(refused.err.at(-1)).toBe(
       `The database ${target.name} already holds 3 tables with 8 rows, 1 view and 1 stored routine; clone needs an empty database. To replace them, add --replace: what it holds is first saved to a dump file in this clinic's ClinicSync folder.`,
@@ -147,7 +136,7 @@ describe('clone into a database that holds something', () => {
     const app = await mysql.createConnection({ ...SERVER, database: target.name });
     try {
       await app.query('SELECT 1');
-      const refused = await run([
+      const refused = await runMain([
         '--home',
         tempHome().dir,
         'clone',
@@ -175,7 +164,7 @@ describe('clone into a database that holds something', () => {
   it('with --replace, saves the old contents to a dump in the home first, then clones', async () => {
     const code = unspent;
     const home = tempHome();
-    const made = await run([
+    const made = await runMain([
       '--home',
       home.dir,
       'clone',

@@ -1,20 +1,19 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Home } from '../../src/engine/config/home.js';
 import { defaultSettings } from '../../src/engine/config/settings.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
 import { dbUrlOf } from '../../src/engine/db/url.js';
 import { SyncNode } from '../../src/engine/node/node.js';
-import { createTestDb, SERVER, type TestDb } from '../helpers/db.js';
+import { createTestDb, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild } from '../helpers/http.js';
 import { seeded, startProxy, type Proxy } from '../helpers/proxy.js';
 import { Tree } from '../helpers/tree.js';
+import { BIN, cliEnv, freePort, runCli } from '../helpers/cli.js';
 
 /*
  * Issue 8, "Done when", second point: the parent (`clinic-sync serve`) and the child (`clinic-sync
@@ -32,14 +31,6 @@ import { Tree } from '../helpers/tree.js';
 
 const KILLS = Number(process.env.CLINIC_SYNC_CRASH_KILLS ?? 6);
 const SEED = Number(process.env.CLINIC_SYNC_CRASH_SEED ?? 11);
-const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
-
-function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password };
-  delete e.CLINIC_SYNC_HOME;
-  return e;
-}
-
 interface Running {
   proc: ChildProcess;
   exited: Promise<number | null>;
@@ -49,7 +40,7 @@ interface Running {
 /** Starts `clinic-sync --home HOME serve …` and waits for its `listening` line. */
 async function serve(home: string, args: string[]): Promise<Running> {
   const proc = spawn(process.execPath, [BIN, '--home', home, 'serve', ...args], {
-    env: env(),
+    env: cliEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -73,22 +64,6 @@ async function serve(home: string, args: string[]): Promise<Running> {
 async function kill(r: Running, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill(signal);
   await r.exited;
-}
-
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: env() }, (e, stdout, stderr) =>
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -199,7 +174,7 @@ describe('processes killed at random points across many exchanges', () => {
     await kill(child, 'SIGTERM');
     child = null;
     for (let i = 0; i < 2; i++) {
-      const r = await cli(['--home', childHome, 'sync']);
+      const r = await runCli(['--home', childHome, 'sync']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     }
@@ -253,7 +228,7 @@ describe('processes killed at random points across many exchanges', () => {
     const db = await createTestDb('cs_crash_clone');
     tree.dbs.push(db);
     const home = path.join(dir, 'east');
-    const pair = await cli(['--home', rootHome, 'pair']);
+    const pair = await runCli(['--home', rootHome, 'pair']);
     expect(pair.code).toBe(0);
     const code = pair.stdout.trim().split('\n').at(-1)!;
     const args = [
@@ -271,7 +246,7 @@ describe('processes killed at random points across many exchanges', () => {
     ];
     const killedAt: number[] = [];
     for (let k = 0; k < 2; k++) {
-      const proc = spawn(process.execPath, [BIN, ...args], { env: env(), stdio: 'ignore' });
+      const proc = spawn(process.execPath, [BIN, ...args], { env: cliEnv(), stdio: 'ignore' });
       const exited = new Promise((r) => proc.on('exit', r));
       const after = 1_500 + Math.floor(rng() * 3_500);
       await Promise.race([exited, sleep(after)]);
@@ -282,7 +257,7 @@ describe('processes killed at random points across many exchanges', () => {
       await exited;
     }
     expect(killedAt.length).toBeGreaterThan(0);
-    const done = await cli(args);
+    const done = await runCli(args);
     expect(done.stderr).not.toMatch(/failed/);
     expect(done.code).toBe(0);
     const rows = async (d: TestDb) =>

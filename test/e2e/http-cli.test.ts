@@ -1,40 +1,17 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Home } from '../../src/engine/config/home.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
 import { SyncNode } from '../../src/engine/node/node.js';
 import { ParentClient, writeParentSecret } from '../../src/engine/transport/client.js';
-import { createTestDb, SERVER, type TestDb } from '../helpers/db.js';
+import { createTestDb, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase } from '../helpers/http.js';
 import { Tree } from '../helpers/tree.js';
-
-const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password };
-  delete env.CLINIC_SYNC_HOME;
-  return env;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: baseEnv() }, (err, stdout, stderr) => {
-      const code = err ? Number((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { BIN, cliEnv, runCli } from '../helpers/cli.js';
 
 interface Served {
   proc: ChildProcess;
@@ -49,7 +26,7 @@ async function serve(home: string, extra: string[] = []): Promise<Served> {
   const proc = spawn(
     process.execPath,
     [BIN, '--home', home, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...extra],
-    { env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   let err = '';
@@ -91,7 +68,7 @@ describe('clinic-sync serve, pair and sync', () => {
     rootDb = await createTestDb('cs_cli_http');
     await createClinicSchema(rootDb.pool);
     const url = rootDb.url.replace(/:[^:@/]*@/, '@');
-    const init = await cli(['--home', rootHome, 'init', '--db', url, '--name', 'district']);
+    const init = await runCli(['--home', rootHome, 'init', '--db', url, '--name', 'district']);
     expect(init.stderr).toBe('');
     expect(init.code).toBe(0);
     tree = new Tree();
@@ -114,7 +91,7 @@ describe('clinic-sync serve, pair and sync', () => {
     expect(info).toMatchObject({ pid: parent.proc.pid, listen: url });
     expect(String(info.admin)).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     // admin-url prints the admin address with its token, alone on the last line
-    const adminUrl = await cli(['--home', rootHome, 'admin-url']);
+    const adminUrl = await runCli(['--home', rootHome, 'admin-url']);
     expect(adminUrl.code).toBe(0);
     const page = adminUrl.stdout.trim().split('\n').at(-1)!;
     expect(page.startsWith(`${String(info.admin)}/?token=`)).toBe(true);
@@ -131,7 +108,7 @@ describe('clinic-sync serve, pair and sync', () => {
     expect(hello).toMatchObject({ service: 'clinicsync', name: 'district' });
 
     // `pair` works while serve holds the node: it takes no lock.
-    const pair = await cli(['--home', rootHome, 'pair', '--ttl', '30']);
+    const pair = await runCli(['--home', rootHome, 'pair', '--ttl', '30']);
     expect(pair.stderr).toBe('');
     expect(pair.code).toBe(0);
     const lines = pair.stdout.trim().split('\n');
@@ -165,7 +142,7 @@ describe('clinic-sync serve, pair and sync', () => {
     );
     await child.close(); // the command takes the child's lock itself
 
-    const sync = await cli(['--home', childHome.dir, 'sync']);
+    const sync = await runCli(['--home', childHome.dir, 'sync']);
     expect(sync.stderr).toBe('');
     expect(sync.code).toBe(0);
     const summary = sync.stdout.trim().split('\n');
@@ -198,7 +175,7 @@ describe('clinic-sync serve, pair and sync', () => {
     expect(fs.existsSync(path.join(childHome.dir, 'serve.json'))).toBe(false);
 
     // A root has nobody to sync with: one sentence, exit 1.
-    const onRoot = await cli(['--home', rootHome, 'sync']);
+    const onRoot = await runCli(['--home', rootHome, 'sync']);
     expect(onRoot.code).toBe(1);
     expect(onRoot.stdout).toBe('');
     expect(onRoot.stderr.trim()).toBe(
@@ -208,7 +185,7 @@ describe('clinic-sync serve, pair and sync', () => {
     // A parent that cannot be reached: exit 3.
     const settings = childHome.requireSettings();
     childHome.save({ ...settings, parent: 'http://127.0.0.1:9' });
-    const away = await cli(['--home', childHome.dir, 'sync']);
+    const away = await runCli(['--home', childHome.dir, 'sync']);
     expect(away.code).toBe(3);
     expect(away.stderr.trim()).toBe(
       'The main server at http://127.0.0.1:9 did not answer; check the connection. ClinicSync will try again.',
@@ -230,12 +207,12 @@ describe('clinic-sync serve, pair and sync', () => {
   });
 
   it('refuses a malformed --listen and --ttl with one sentence, exit 2', async () => {
-    const listen = await cli(['--home', rootHome, 'serve', '--listen', 'nowhere']);
+    const listen = await runCli(['--home', rootHome, 'serve', '--listen', 'nowhere']);
     expect(listen.code).toBe(2);
     expect(listen.stderr.trim()).toBe(
       '--listen must be HOST:PORT, like 0.0.0.0:8750 (port 0 picks a free one), not "nowhere".',
     );
-    const ttl = await cli(['--home', rootHome, 'pair', '--ttl', 'soon']);
+    const ttl = await runCli(['--home', rootHome, 'pair', '--ttl', 'soon']);
     expect(ttl.code).toBe(2);
     expect(ttl.stderr.trim().split('\n')).toHaveLength(1);
   });

@@ -1,10 +1,8 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Home } from '../../src/engine/config/home.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
@@ -20,11 +18,12 @@ import {
   parseFingerprint,
   readParentFingerprint,
 } from '../../src/engine/transport/tls.js';
-import { createTestDb, SERVER, type TestDb } from '../helpers/db.js';
+import { createTestDb, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild } from '../helpers/http.js';
 import { tempHome } from '../helpers/node.js';
 import { Tree } from '../helpers/tree.js';
+import { BIN, cliEnv, freePort, runCli } from '../helpers/cli.js';
 
 /*
  * Issue 8, item 4, end to end with the real command: `init` makes a self-signed certificate,
@@ -32,36 +31,6 @@ import { Tree } from '../helpers/tree.js';
  * (given with --fingerprint, or shown when met first), `sync` goes over it, and once the parent's
  * certificate is replaced the child refuses it with a sentence and sends nothing.
  */
-
-const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password };
-  delete e.CLINIC_SYNC_HOME;
-  return e;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: env() }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function serve(home: string, port: number): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
@@ -77,7 +46,7 @@ async function serve(home: string, port: number): Promise<{ proc: ChildProcess; 
       '--admin',
       '127.0.0.1:0',
     ],
-    { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   let err = '';
@@ -125,7 +94,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
   it('init makes the certificate, pair prints its fingerprint, clone pins it, a changed one is refused', async () => {
     const rootHome = path.join(dir, 'root');
     const dbUrl = (d: TestDb) => d.url.replace(/:[^:@/]*@/, '@');
-    const init = await cli([
+    const init = await runCli([
       '--home',
       rootHome,
       'init',
@@ -146,7 +115,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
     parent = served.proc;
     expect(served.url).toBe(`https://127.0.0.1:${port}`);
 
-    const pair = await cli(['--home', rootHome, 'pair']);
+    const pair = await runCli(['--home', rootHome, 'pair']);
     expect(pair.code).toBe(0);
     const lines = pair.stdout.trim().split('\n');
     expect(lines).toHaveLength(3);
@@ -159,7 +128,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
     const childHome = path.join(dir, 'centre');
     const other = fingerprintOf(Buffer.from('another certificate'));
     const clone = (extra: string[], home = childHome, db = childDb) =>
-      cli([
+      runCli([
         '--home',
         home,
         'clone',
@@ -180,7 +149,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
     );
     expect(
       (
-        await cli([
+        await runCli([
           '--home',
           childHome,
           'clone',
@@ -211,11 +180,11 @@ describe('HTTPS with a pinned self-signed certificate', () => {
     ).toBe(0o600);
 
     // Without --fingerprint, clone shows the one it met for the person to compare.
-    const pair2 = await cli(['--home', rootHome, 'pair']);
+    const pair2 = await runCli(['--home', rootHome, 'pair']);
     const code2 = pair2.stdout.trim().split('\n').at(-1)!;
     const db2 = await createTestDb('cs_https_child');
     childDbs.push(db2);
-    const shown = await cli([
+    const shown = await runCli([
       '--home',
       path.join(dir, 'south'),
       'clone',
@@ -238,7 +207,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
       childDb.pool,
       "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-04-01', 'p-tls-1')",
     );
-    const sync = await cli(['--home', childHome, 'sync']);
+    const sync = await runCli(['--home', childHome, 'sync']);
     expect(sync.stderr).toBe('');
     expect(sync.code).toBe(0);
     const count = async (uuid: string) =>
@@ -261,7 +230,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
       childDb.pool,
       "INSERT INTO person (gender, creator, date_created, uuid) VALUES ('F', 1, '2026-04-02', 'p-tls-2')",
     );
-    const refused = await cli(['--home', childHome, 'sync']);
+    const refused = await runCli(['--home', childHome, 'sync']);
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim()).toBe(
       `The main server at ${served.url} presented a different certificate (${changed}) from the one this clinic trusts (${fingerprint}), so nothing was sent: someone may be in between. If its certificate was really replaced, check the new fingerprint with "clinic-sync pair" there, then trust it here by removing the file secrets/parent-fingerprint from this clinic's ClinicSync folder.`,
@@ -270,7 +239,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
 
     // Trusting the new certificate, as the sentence says: the sync goes through.
     fs.rmSync(path.join(childHome, 'secrets', PARENT_FINGERPRINT_SECRET));
-    const trusted = await cli(['--home', childHome, 'sync']);
+    const trusted = await runCli(['--home', childHome, 'sync']);
     expect(trusted.code).toBe(0);
     expect(await count('p-tls-2')).toBe(1);
     expect(readParentFingerprint(new Home(childHome))).toBe(changed);

@@ -1,13 +1,13 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/engine/db/pool.js';
-import { createTestDb, SERVER, type TestDb } from '../helpers/db.js';
+import { createTestDb, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { Tree } from '../helpers/tree.js';
 import { addPerson, shareSecret, usbKey } from '../helpers/usb.js';
+import { BIN, cliEnv, runCli } from '../helpers/cli.js';
 
 /**
  * Issue 7 through the command, as a data clerk runs it: `clinic-sync export --out DIR` at the
@@ -15,28 +15,6 @@ import { addPerson, shareSecret, usbKey } from '../helpers/usb.js';
  * so the import goes through the running engine), `clinic-sync import REPLY` back at the centre;
  * refusals are one sentence on stderr with their exit code.
  */
-
-const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function env(): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password };
-  delete e.CLINIC_SYNC_HOME;
-  return e;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: env() }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 const lines = (s: string) => s.trim().split('\n');
 
@@ -66,7 +44,7 @@ describe('clinic-sync export and import', () => {
 
   it('makes the round trip; the district imports while its engine runs', async () => {
     const key = usbKey();
-    const out = await cli(['--home', butaroHome, 'export', '--out', key]);
+    const out = await runCli(['--home', butaroHome, 'export', '--out', key]);
     expect(out.stderr).toBe('');
     expect(out.code).toBe(0);
     const [said, file] = lines(out.stdout);
@@ -80,7 +58,7 @@ describe('clinic-sync export and import', () => {
     let reply: string;
     try {
       const back = usbKey();
-      const imp = await cli(['--home', districtHome, 'import', file!, '--out', back]);
+      const imp = await runCli(['--home', districtHome, 'import', file!, '--out', back]);
       expect(imp.stderr).toBe('');
       expect(imp.code).toBe(0);
       const got = lines(imp.stdout);
@@ -102,7 +80,7 @@ describe('clinic-sync export and import', () => {
     );
     expect(row).toEqual({ gender: 'M' });
 
-    const done = await cli(['--home', butaroHome, 'import', reply]);
+    const done = await runCli(['--home', butaroHome, 'import', reply]);
     expect(done.code).toBe(0);
     expect(lines(done.stdout)).toEqual([
       'Loaded the file from district: 1 change new here, 0 already here.',
@@ -111,7 +89,7 @@ describe('clinic-sync export and import', () => {
     expect(rows.map((r) => String(r.uuid))).toContain('p-cli-district');
 
     // Loaded twice: nothing new, said so.
-    const twice = await cli(['--home', butaroHome, 'import', reply]);
+    const twice = await runCli(['--home', butaroHome, 'import', reply]);
     expect(lines(twice.stdout)).toEqual([
       'Loaded the file from district: 0 changes new here, 1 already here.',
     ]);
@@ -119,10 +97,10 @@ describe('clinic-sync export and import', () => {
 
   it('refuses with one sentence and the exit code', async () => {
     const key = usbKey();
-    const out = await cli(['--home', butaroHome, 'export', '--out', key]);
+    const out = await runCli(['--home', butaroHome, 'export', '--out', key]);
     const file = lines(out.stdout).at(-1)!;
 
-    const own = await cli(['--home', butaroHome, 'import', file]);
+    const own = await runCli(['--home', butaroHome, 'import', file]);
     expect([own.code, own.stdout]).toEqual([2, '']);
     expect(lines(own.stderr)).toEqual([
       'This file was written here, on butaro, for district; take it to district and load it there. Nothing was applied.',
@@ -130,20 +108,26 @@ describe('clinic-sync export and import', () => {
 
     const cut = path.join(usbKey(), path.basename(file));
     fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 100));
-    const short = await cli(['--home', districtHome, 'import', cut]);
+    const short = await runCli(['--home', districtHome, 'import', cut]);
     expect(short.code).toBe(1);
     expect(lines(short.stderr)).toEqual([
       `The file ${path.basename(file)} is incomplete: it was cut short, perhaps when the USB key was pulled out too early. Nothing was applied; copy it again, or write a new one.`,
     ]);
 
-    const top = await cli(['--home', districtHome, 'export', '--out', key]);
+    const top = await runCli(['--home', districtHome, 'export', '--out', key]);
     expect(top.code).toBe(1);
     expect(top.stderr).toMatch(/^This computer is the top of its tree/);
 
-    const missing = await cli(['--home', butaroHome, 'export']);
+    const missing = await runCli(['--home', butaroHome, 'export']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/--out/);
-    const nowhere = await cli(['--home', butaroHome, 'export', '--out', path.join(key, 'no-such')]);
+    const nowhere = await runCli([
+      '--home',
+      butaroHome,
+      'export',
+      '--out',
+      path.join(key, 'no-such'),
+    ]);
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toMatch(/does not exist; plug in the USB key/);
   });
@@ -154,7 +138,7 @@ async function serve(home: string): Promise<ChildProcess> {
   const proc = spawn(
     process.execPath,
     [BIN, '--home', home, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
-    { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -8,8 +8,7 @@ import { createTestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { Tree } from '../helpers/tree.js';
 import { digests, shareSecret, usbKey } from '../helpers/usb.js';
-
-const DAY = 86_400_000;
+import { DAY, writeWithClockAhead } from '../helpers/clock.js';
 
 /**
  * DESIGN §6 over a USB key: a health centre laptop whose clock runs three days fast. Its file's
@@ -36,16 +35,7 @@ describe('a USB file from a laptop whose clock is three days ahead', () => {
   });
   afterAll(() => tree.close());
 
-  async function onFastLaptop(sql: string): Promise<void> {
-    const conn = await fast.pool.getConnection();
-    try {
-      await conn.query('SET TIMESTAMP = UNIX_TIMESTAMP(NOW(6)) + 3 * 86400');
-      await conn.query(sql);
-    } finally {
-      await conn.query('SET TIMESTAMP = DEFAULT');
-      conn.release();
-    }
-  }
+  const onFastLaptop = (sql: string) => writeWithClockAhead(fast.pool, 3, sql);
 
   const clockOf = async (node: SyncNode) => {
     const [r] = await queryRows(

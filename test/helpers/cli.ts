@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli/main.js';
+import { SERVER } from './db.js';
+
+/** The real `clinic-sync` command, as installed (runs the TypeScript through tsx). */
+export const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
+
+/** What a command printed, and how it exited. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** What `main` printed, line by line, and its exit code. */
+export interface MainRun {
+  code: number;
+  out: string[];
+  err: string[];
+}
+
+/** The test database's password, and no home inherited from whoever runs the tests. */
+export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password, ...extra };
+  if (!('CLINIC_SYNC_HOME' in extra)) delete e.CLINIC_SYNC_HOME;
+  return e;
+}
+
+/** Runs `clinic-sync ARGS` in a process of its own, as a person or a script would. */
+export function runCli(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: cliEnv(extra) }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Runs the command's `main` in this process (quicker; the same parsing and output). */
+export async function runMain(args: string[]): Promise<MainRun> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(
+    args,
+    { out: (l) => out.push(l), err: (l) => err.push(l) },
+    { ...process.env, MYSQL_PWD: SERVER.password },
+  );
+  return { code, out, err };
+}
+
+/** A TCP port free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
