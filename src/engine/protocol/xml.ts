@@ -535,7 +535,7 @@ function gunzip(body: Buffer, maxInflatedBytes: number): Buffer {
 /** Inflates a zlib stream primed with the v2 dictionary, never past maxInflatedBytes. */
 function inflateV2(body: Buffer, maxInflatedBytes: number): Buffer {
   // FDICT: a stream primed with a dictionary; zlib itself checks the dictionary's id.
-  if (body.length >= 2 && (body[1]! & 0x20) === 0) {
+  if ((body[1]! & 0x20) === 0) {
     refuse('The batch is compressed without the protocol dictionary, which ClinicSync never does.');
   }
   try {
