@@ -131,6 +131,22 @@ describe('exchanges over HTTP', () => {
     expect(children.map((c) => c.name).sort()).toEqual(['east', 'north', 'south']);
   });
 
+  it('answers a child one protocol version behind in its own version', async () => {
+    const { node, client } = await joinedChild('older');
+    await addPerson(node, 'p-older-child');
+    await addPerson(root, 'p-older-parent', 'M');
+    // What a child still on protocol v1 sends: the same envelope, written as v1 (gzip).
+    const env = { ...(await node.outgoing(root.nodeId)), version: 1 };
+    const { reply } = await client.exchange(env);
+    expect(reply.version).toBe(1);
+    expect(reply.changes.some((c) => c.ident === 'p-older-parent')).toBe(true);
+    const [n] = await queryRows(
+      root.pool,
+      "SELECT COUNT(*) AS n FROM person WHERE uuid = 'p-older-child'",
+    );
+    expect(Number(n!.n)).toBe(1);
+  });
+
   it('serializes two exchanges of the same child sent at once', async () => {
     const { node, client } = await joinedChild('twice');
     await addPerson(node, 'p-twice');

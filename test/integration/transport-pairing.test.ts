@@ -81,7 +81,8 @@ describe('pairing over HTTP', () => {
       nodeId: root.nodeId,
       name: 'district',
       incarnation: root.incarnation,
-      protocol: 1,
+      protocol: 2,
+      protocols: [2, 1],
     });
   });
 

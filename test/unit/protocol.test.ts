@@ -1,10 +1,11 @@
-import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { createGzip, deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import { XMLValidator } from 'fast-xml-parser';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { StoredValue } from '../../src/engine/capture/values.js';
 import { SyncError } from '../../src/engine/errors.js';
 import type { Basis, Envelope, WireChange } from '../../src/engine/protocol/types.js';
+import { DICTIONARY_V2 } from '../../src/engine/protocol/dictionary.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -341,8 +342,8 @@ const PERSON_T = '<t n="person" f="fp" k="uuid" c="uuid gender birthdate"/>\n';
 
 describe('protocol v1 round trip', () => {
   it('exports its version', () => {
-    expect(PROTOCOL_VERSION).toBe(1);
-    expect(SUPPORTED_VERSIONS).toEqual([1]);
+    expect(PROTOCOL_VERSION).toBe(2);
+    expect(SUPPORTED_VERSIONS).toEqual([2, 1]);
   });
 
   it.each([false, true])('carries a realistic envelope exactly (gzip %s)', (gzip) => {
@@ -539,8 +540,9 @@ describe('protocol v1 round trip', () => {
         name: fc.option(text, { nil: undefined }),
         more: fc.boolean(),
         gzip: fc.boolean(),
+        version: fc.constantFrom(1, 2),
       })
-      .map(({ start, changes, vv, hlc, name, more, gzip }) => {
+      .map(({ start, changes, vv, hlc, name, more, gzip, version }) => {
         const seqs = new Map<string, bigint>();
         const wire: WireChange[] = changes.map((c) => {
           const seq = (seqs.get(c.node) ?? start) + c.gap;
@@ -565,7 +567,7 @@ describe('protocol v1 round trip', () => {
           return w;
         });
         const env: Envelope = {
-          version: 1,
+          version,
           from:
             name === undefined
               ? { node: CHILD, incarnation: 'deadbeef' }
@@ -657,7 +659,7 @@ describe('protocol v1 round trip', () => {
     const cases: Envelope[] = [
       { ...env, tables: env.tables.filter((t) => t.name !== 'obs') },
       { ...env, to: 'not-a-node' },
-      { ...env, version: 2 },
+      { ...env, version: 3 },
       { ...env, changes: [...env.changes].reverse() },
       { ...env, tables: [...env.tables, { name: 'person`; DROP TABLE x', fingerprint: 'f' }] },
     ];
@@ -957,12 +959,12 @@ describe('protocol v1 refuses hostile and broken batches', () => {
 
   it('refuses other protocol versions with a sentence saying which side to upgrade', () => {
     expectRefused(
-      doc('', `v="2" from="${CHILD}" inc="0a1b2c3d" to="${PARENT}"`),
-      'The other node speaks protocol version 2; this one speaks 1. Upgrade ClinicSync on this node.',
+      doc('', `v="3" from="${CHILD}" inc="0a1b2c3d" to="${PARENT}"`),
+      'The other node speaks protocol version 3; this one speaks 2 (and 1). Upgrade ClinicSync on this node.',
     );
     expectRefused(
       '<cs v="0"><future-element/></cs>',
-      'The other node speaks protocol version 0; this one speaks 1. Upgrade ClinicSync on the other node.',
+      'The other node speaks protocol version 0; this one speaks 2 (and 1). Upgrade ClinicSync on the other node.',
     );
     expectRefused('<cs from="x"/>', 'The batch does not say which protocol version it speaks.');
     expectRefused('<batch v="1"/>', /root element is "batch", not cs/);
@@ -1044,5 +1046,170 @@ describe('clock fixes', () => {
     expect(dec(enc({ ...env, fixes: {} }, { gzip: false })).fixes).toBeUndefined();
     const bad = enc(env, { gzip: false }).toString().replace('17:', 'x:');
     expect(() => dec(Buffer.from(bad))).toThrow(/sequence:clock/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Version 2: compact uuids, p="=", columns ordered by repetition, deflate with the dictionary
+
+/** The Adler-32 of the v2 dictionary: pinned, as the dictionary is part of the protocol. */
+const DICTIONARY_V2_ID = '9ef029fa';
+const v2 = (env: Envelope): Envelope => ({ ...env, version: 2 });
+const v2Xml = (env: Envelope): string => encodeEnvelope(v2(env), { gzip: false }).toString('utf8');
+
+describe('protocol v2', () => {
+  it.each([false, true])('carries a realistic envelope exactly (compressed %s)', (gzip) => {
+    const env = v2(realistic());
+    const body = encodeEnvelope(env, { gzip });
+    // Compressed: a zlib stream (0x78) whose header says it was primed with a dictionary.
+    expect(body[0] === 0x78 && (body[1]! & 0x20) !== 0).toBe(gzip);
+    const back = decodeEnvelope(body);
+    expect(back).toStrictEqual(env);
+    expect(encodeEnvelope(back, { gzip })).toEqual(body);
+    if (gzip) {
+      expect(inflateSync(body, { dictionary: DICTIONARY_V2 })).toEqual(
+        encodeEnvelope(env, { gzip: false }),
+      );
+    }
+  });
+
+  it('pins its dictionary: another one would be another protocol version', () => {
+    // A zlib stream primed with a dictionary names it by its Adler-32 (RFC 1950, DICTID).
+    const dictId = deflateSync(Buffer.from('x'), { dictionary: DICTIONARY_V2 }).readUInt32BE(2);
+    expect(dictId.toString(16)).toBe(DICTIONARY_V2_ID);
+    expect(DICTIONARY_V2.length).toBeLessThan(32 * 1024);
+  });
+
+  it('writes canonical uuids as \\U and base64url, and every other text as it is', () => {
+    const id = '1c6a5f2e-8b0d-4e4b-9a3f-6d2e7c9b0a14';
+    const env = v2({
+      ...realistic(),
+      tables: [{ name: 'person', fingerprint: 'fp' }],
+      changes: [
+        {
+          origin: CHILD,
+          seq: '1',
+          hlc: '115616287260000000',
+          op: 'I',
+          table: 'person',
+          ident: id,
+          values: {
+            uuid: id,
+            upper: id.toUpperCase(),
+            braced: `{${id}}`,
+            looks: '\\UHGpfLosNTkuaP20ufJsKFA',
+            concept: '5089AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+          },
+        },
+        {
+          origin: CHILD,
+          seq: '2',
+          hlc: '115616287260000001',
+          op: 'D',
+          table: 'person',
+          ident: id,
+        },
+      ],
+    });
+    const xml = v2Xml(env);
+    expect(xml).toContain('\\UHGpfLosNTkuaP20ufJsKFA\t');
+    // Only the braced text still holds the uuid in hex.
+    expect(xml.split(id)).toHaveLength(2);
+    expect(xml).toContain(`{${id}}`);
+    expect(xml).toContain(id.toUpperCase());
+    expect(xml).toContain('\\\\UHGpfLosNTkuaP20ufJsKFA');
+    expect(xml).toContain('<d h="1" k="\\UHGpfLosNTkuaP20ufJsKFA"/>');
+    expect(decodeEnvelope(Buffer.from(xml))).toStrictEqual(env);
+  });
+
+  it('writes p="=" where the prior clocks are the base, and reads it only with a b', () => {
+    const env = v2({
+      ...realistic(),
+      vv: {},
+      tables: [{ name: 'person', fingerprint: 'fp' }],
+      changes: [
+        {
+          origin: CHILD,
+          seq: '7',
+          hlc: '115616287260000000',
+          op: 'U',
+          table: 'person',
+          ident: 'p-1',
+          values: { gender: 'F', birthdate: '2001-01-01' },
+          basis: {
+            base: `115616287259934464:${CHILD}`,
+            prior: {
+              gender: `115616287259934464:${CHILD}`,
+              birthdate: `115616287259934464:${CHILD}`,
+            },
+          },
+        },
+      ],
+    });
+    const xml = v2Xml(env);
+    expect(xml).toContain(' b="1ekg" p="=">');
+    expect(decodeEnvelope(Buffer.from(xml))).toStrictEqual(env);
+    expectRefused(
+      xml.replace(' b="1ekg" p="="', ' p="="'),
+      /prior clocks \("p"\) the same as a basis/,
+    );
+    // Version 1 has no p="=".
+    expectRefused(xml.replace('<cs v="2"', '<cs v="1"'), /prior clock \("p"\) that cannot be read/);
+  });
+
+  it('puts the columns whose values repeat from row to row last', () => {
+    const xml = v2Xml(obsInserts(60));
+    const cols = /<t n="obs"[^>]* c="([^"]*)"/.exec(xml)![1]!.split(' ');
+    expect(cols[0]).toBe('uuid');
+    // The concept and the value change on every obs; the encounter, creator and date do not.
+    expect(cols.indexOf('concept_id')).toBeLessThan(cols.indexOf('encounter_id'));
+    expect(cols.indexOf('value_numeric')).toBeLessThan(cols.indexOf('creator'));
+    expect(cols.slice(-3)).toEqual(expect.arrayContaining(['voided']));
+  });
+
+  it('refuses a malformed \\U, and \\U in a version 1 batch', () => {
+    const good = v2Xml(realistic());
+    const bad = good.replace(/\\U([A-Za-z0-9_-]{21})[AQgw]/, '\\U$1B');
+    expectRefused(bad, /\\U uuid that is not 22 base64url characters/);
+    expectRefused(good.replace(/\\U[A-Za-z0-9_-]{22}/, '\\Uabc'), /\\U uuid that is not/);
+    expectRefused(good.replace('<cs v="2"', '<cs v="1"'), /unknown escape "\\U"/);
+  });
+
+  it('refuses a compressed body it cannot or must not inflate', () => {
+    const xml = encodeEnvelope(v2(realistic()), { gzip: false });
+    expectRefused(deflateSync(xml), /compressed without the protocol dictionary/);
+    expectRefused(
+      deflateSync(xml, { dictionary: Buffer.from('another dictionary') }),
+      /dictionary this version does not know; upgrade ClinicSync on this node/,
+    );
+    const body = encodeEnvelope(v2(realistic()), { gzip: true });
+    expectRefused(body.subarray(0, body.length >> 1), /compressed stream is cut short|damaged/);
+    // A bomb: 64 MiB of spaces in a few kilobytes, refused at the limit without inflating all.
+    const bomb = deflateSync(Buffer.concat([xml.subarray(0, 50), Buffer.alloc(64 << 20, 32)]), {
+      level: 9,
+      dictionary: DICTIONARY_V2,
+    });
+    expect(bomb.length).toBeLessThan(100_000);
+    expectRefused(bomb, 'The batch is larger than 1 MiB once unpacked.', {
+      maxInflatedBytes: 1 << 20,
+    });
+  });
+
+  it('still reads version 1, gzipped or not', () => {
+    for (const gzip of [false, true]) {
+      const body = encodeEnvelope(realistic(), { gzip });
+      expect(body.toString('latin1')).not.toContain('\\U');
+      expect(decodeEnvelope(body)).toStrictEqual(realistic());
+    }
+  });
+
+  it('keeps 200 typical obs inserts smaller than version 1 did', () => {
+    const env = v2(obsInserts(200));
+    const body = encodeEnvelope(env, { gzip: true });
+    expect(decodeEnvelope(body)).toStrictEqual(env);
+    const v1 = encodeEnvelope(obsInserts(200), { gzip: true }).length;
+    // Measured when written: 5 667 bytes (28.3 per obs), v1 6 712 (33.6 per obs).
+    expect(body.length).toBeLessThan(5_900);
+    expect(body.length).toBeLessThan(v1 * 0.87);
   });
 });

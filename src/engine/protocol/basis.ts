@@ -10,6 +10,8 @@ import type { Basis } from './types.js';
  */
 
 const START = '_';
+/** In `p` (v2 on): every carried column replaced a value of the update's base clock. */
+const SAME_AS_BASE = '=';
 const STAMP_TEXT = /^([0-9]{1,20}):([0-9a-f]{16})$/;
 const STAMP_REF = /^(-?[0-9a-z]{1,14})(?:\.([0-9]{1,6}))?$/;
 
@@ -45,22 +47,28 @@ export function encodeBasis(
   hlc: bigint,
   origin: string,
   index: (node: string) => number,
+  sameAsBase = false,
 ): string {
   if (!basis) return '';
   let out = '';
-  if (basis.base !== undefined) out += ` b="${refOf(basis.base, hlc, origin, index)}"`;
+  const b = basis.base === undefined ? undefined : refOf(basis.base, hlc, origin, index);
+  if (b !== undefined) out += ` b="${b}"`;
   const prior = basis.prior ?? {};
   if (Object.keys(prior).length) {
     const own = (c: string) => (Object.hasOwn(prior, c) ? prior[c] : undefined);
     const refs = columns.map((c) => refOf(own(c), hlc, origin, index));
-    out += ` p="${refs.every((r) => r === refs[0]) ? refs[0] : refs.join(' ')}"`;
+    const one = refs.every((r) => r === refs[0]);
+    // An edit of a row as it arrived (the usual case) replaced values all stamped with its base.
+    if (sameAsBase && one && refs[0] === b) out += ` p="${SAME_AS_BASE}"`;
+    else out += ` p="${one ? refs[0] : refs.join(' ')}"`;
   }
   return out;
 }
 
 /**
- * Reads `b` and `p`; returns a sentence for what is wrong instead of throwing, so the decoder
- * refuses with its own wording.
+ * Reads `b` and `p` (`p="="`, the same stamp as `b`, only where `sameAsBase` is allowed: v2);
+ * returns a sentence for what is wrong instead of throwing, so the decoder refuses with its own
+ * wording.
  */
 export function decodeBasis(
   b: string | undefined,
@@ -69,6 +77,7 @@ export function decodeBasis(
   hlc: bigint,
   origin: string,
   origins: readonly string[],
+  sameAsBase = false,
 ): Basis | string {
   const stampOf = (ref: string): string | undefined | null => {
     if (ref === START) return undefined;
@@ -86,6 +95,10 @@ export function decodeBasis(
     const s = stampOf(b);
     if (s === null) return 'has a basis clock ("b") that cannot be read';
     if (s !== undefined) basis.base = s;
+  }
+  if (p === SAME_AS_BASE && sameAsBase) {
+    if (b === undefined) return 'has prior clocks ("p") the same as a basis ("b") it lacks';
+    p = b;
   }
   if (p !== undefined) {
     const refs = p.split(' ');

@@ -179,3 +179,46 @@ export function fromBase36(s: string): bigint | null {
   for (const ch of m[2]!) n = n * 36n + BigInt(parseInt(ch, 36));
   return m[1] ? -n : n;
 }
+
+/*
+ * Protocol v2's compact uuid: a field (or identity) that is exactly a uuid in lowercase canonical
+ * form travels as \U and its 16 bytes in base64url (22 characters), 16 characters shorter and,
+ * once deflated, about a sixth smaller than the hex, which gzip cannot shrink below 4 bits a digit.
+ */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const COMPACT_UUID = /^\\U([A-Za-z0-9_-]{21}[AQgw])$/;
+
+/** \U form of a canonical lowercase uuid, or null for any other text. */
+export function compactUuid(s: string): string | null {
+  if (s.length !== 36 || !CANONICAL_UUID.test(s)) return null;
+  return '\\U' + Buffer.from(s.replace(/-/g, ''), 'hex').toString('base64url');
+}
+
+/** The uuid a \U field stands for; null when the field is not one; refuses a malformed one. */
+export function expandUuid(field: string, where: string): string | null {
+  if (field.charCodeAt(0) !== 92 /* \ */ || field[1] !== 'U') return null;
+  const m = COMPACT_UUID.exec(field);
+  if (!m) refuse(`${where} has a \\U uuid that is not 22 base64url characters.`);
+  const hex = Buffer.from(m[1]!, 'base64url').toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** One value of a v2 value list, before XML escaping: a canonical uuid in its \U form. */
+export function encodeValueV2(v: StoredValue): string {
+  return (typeof v === 'string' && compactUuid(v)) || encodeValue(v);
+}
+
+/** Decodes one field of a v2 value list: v1's forms and \U. */
+export function decodeValueV2(field: string, where: string): StoredValue {
+  return expandUuid(field, where) ?? decodeValue(field, where);
+}
+
+/** An identity (k, ok) as v2 writes it, before XML escaping. */
+export function encodeIdentV2(ident: string): string {
+  return compactUuid(ident) ?? escapeField(ident);
+}
+
+/** Reads an identity written by encodeIdentV2 (already free of XML references). */
+export function decodeIdentV2(text: string, where: string): string {
+  return expandUuid(text, where) ?? unescapeField(text, where);
+}

@@ -49,7 +49,7 @@ export type VersionVector = Record<string, string>;
 
 /**
  * One envelope: a batch of changes plus what the sender has received (its acknowledgement).
- * On the wire it is ClinicSync protocol v1 XML (encodeEnvelope/decodeEnvelope in ./xml.ts,
+ * On the wire it is ClinicSync protocol v2 (or v1) XML (encodeEnvelope/decodeEnvelope in ./xml.ts,
  * specified in docs/protocol.md).
  */
 export interface Envelope {

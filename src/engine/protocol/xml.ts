@@ -1,12 +1,16 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { StoredValue } from '../capture/values.js';
 import { SyncError } from '../errors.js';
 import type { Envelope, VersionVector, WireChange, WireTable } from './types.js';
 import {
+  decodeIdentV2,
   decodeValue,
+  decodeValueV2,
   decodeXmlRefs,
+  encodeIdentV2,
   encodeValue,
+  encodeValueV2,
   escapeField,
   fromBase36,
   toBase36,
@@ -17,22 +21,29 @@ import {
 import { prescan } from './prescan.js';
 import { basisOrigins, decodeBasis, encodeBasis, isStampText } from './basis.js';
 import { misuse, plural, quote, refuse, size } from './refuse.js';
+import { DICTIONARY_V2 } from './dictionary.js';
 
 /**
- * ClinicSync protocol v1: the XML envelope of DESIGN §5 and §7, specified in docs/protocol.md.
+ * ClinicSync protocol v2 (and v1, which it extends): the XML envelope of DESIGN §5 and §7, specified in docs/protocol.md.
  *
  * One `<cs>` root; the origin node ids once (`<o>`), the version vector by origin index (`<vv>`),
  * each table's column list once (`<t>`), then the changes in order: runs of rows of one table in
  * `<r>` segments (rows are tab-separated value lists), and runs of skip markers in `<x>`. Origin,
  * sequence and clock are written relative to the previous change of the same origin, so a
  * typical row carries only its clock delta, its identity and its values.
+ *
+ * v2 writes the same document with canonical uuids in a compact form (\U + base64url), `p="="`
+ * for prior clocks equal to the base, each table's columns ordered so that values repeating from
+ * row to row sit together at the end of the line, and compresses with deflate primed by the
+ * protocol's dictionary (./dictionary.ts) instead of plain gzip.
  */
 
-export const PROTOCOL_VERSION = 1;
-/** Versions this build reads (a parent will accept N and N−1 once there is an N−1 to accept). */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const PROTOCOL_VERSION = 2;
+/** Versions this build reads and writes: a parent answers a child in the child's version. */
+export const SUPPORTED_VERSIONS: readonly number[] = [2, 1];
 
 export interface EncodeOptions {
+  /** compress the document: gzip for v1, deflate with the v2 dictionary (zlib format) for v2 */
   gzip: boolean;
 }
 
@@ -102,8 +113,10 @@ function isU64(s: string): boolean {
 
 /** Checks an envelope against what the format can carry; the decoder would refuse the rest. */
 function checkEnvelope(env: Envelope): void {
-  if (env.version !== PROTOCOL_VERSION) {
-    misuse(`This encoder writes protocol version ${PROTOCOL_VERSION}, not ${env.version}.`);
+  if (!SUPPORTED_VERSIONS.includes(env.version)) {
+    misuse(
+      `This encoder writes protocol versions ${SUPPORTED_VERSIONS.join(' and ')}, not ${env.version}.`,
+    );
   }
   if (!NODE_ID.test(env.from.node)) misuse('The envelope\'s "from" node id is not 16 hex digits.');
   if (!INCARNATION.test(env.from.incarnation)) {
@@ -226,17 +239,21 @@ function envelopeXml(env: Envelope): string {
       if (t.key === undefined && v === c.ident) t.key = col;
     }
   }
+  const v2 = env.version >= 2;
+  if (v2) orderByRepetition(tables, env.changes);
   // The key column goes first: the row's identity then opens its line (gzip does best so).
   for (const t of tables.values()) {
     if (t.key === undefined) continue;
     t.columns = [t.key, ...t.columns.filter((col) => col !== t.key)];
     t.columns.forEach((col, j) => t.index.set(col, j));
   }
+  const ident = v2 ? encodeIdentV2 : escapeField;
+  const value = v2 ? encodeValueV2 : encodeValue;
 
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>\n'];
   const name = env.from.name === undefined ? '' : ` name="${xmlAttr(escapeField(env.from.name))}"`;
   out.push(
-    `<cs v="${PROTOCOL_VERSION}" from="${env.from.node}" inc="${env.from.incarnation}"${name}` +
+    `<cs v="${env.version}" from="${env.from.node}" inc="${env.from.incarnation}"${name}` +
       ` to="${env.to}" t="${env.time}" h="${env.hlc}" more="${env.more ? 1 : 0}">\n`,
   );
   if (origins.size) out.push(`<o>${[...origins.keys()].join(' ')}</o>\n`);
@@ -297,9 +314,9 @@ function envelopeXml(env: Envelope): string {
     let attrs = `${os} h="${h}"`;
     // The identity is left out when the row carries it as the value of the table's key column.
     if (t.key === undefined || c.values?.[t.key] !== c.ident || !Object.hasOwn(c.values, t.key)) {
-      attrs += ` k="${xmlAttr(escapeField(c.ident))}"`;
+      attrs += ` k="${xmlAttr(ident(c.ident))}"`;
     }
-    if (c.oldIdent !== undefined) attrs += ` ok="${xmlAttr(escapeField(c.oldIdent))}"`;
+    if (c.oldIdent !== undefined) attrs += ` ok="${xmlAttr(ident(c.oldIdent))}"`;
     let text = '';
     // An insert or update without values is written as one carrying no columns (decoded as {}).
     const values = c.values ?? (c.op === 'D' ? undefined : {});
@@ -310,8 +327,9 @@ function envelopeXml(env: Envelope): string {
         .sort((x, y) => x - y);
       if (c.op === 'D' || idx.length !== t.columns.length) attrs += ` c="${indexList(idx)}"`;
       const carried = idx.map((j) => t.columns[j]!);
-      attrs += encodeBasis(c.basis, carried, BigInt(c.hlc), c.origin, (n) => origins.get(n)!);
-      text = idx.map((j) => xmlText(encodeValue(values[t.columns[j]!]!))).join('\t');
+      const originIndex = (n: string): number => origins.get(n)!;
+      attrs += encodeBasis(c.basis, carried, BigInt(c.hlc), c.origin, originIndex, v2);
+      text = idx.map((j) => xmlText(value(values[t.columns[j]!]!))).join('\t');
     }
     out.push(text === '' ? `<${tag}${attrs}/>\n` : `<${tag}${attrs}>${text}</${tag}>\n`);
   }
@@ -321,12 +339,64 @@ function envelopeXml(env: Envelope): string {
 }
 
 /**
- * Writes an envelope in protocol v1, gzipped when asked. Throws SyncError kind 'usage' for an
- * envelope the format cannot carry (a bad node id, a change for an undeclared table…).
+ * Puts each table's columns (in first-seen order) in order of how often a row repeats the value
+ * the table's previous row had there, least first. Values that change on every row (a new obs'
+ * concept and value) then come right after the identity, and those a run of rows shares (the
+ * patient, encounter, creator, dates, NULLs) form one stretch that deflate codes as a single match
+ * of the line before. Saves about a twentieth of an obs-heavy batch. Stable, so re-encoding a
+ * decoded batch gives the same bytes.
+ */
+function orderByRepetition(tables: Map<string, TableOut>, changes: readonly WireChange[]): void {
+  const repeats = new Map<string, Map<string, number>>();
+  const last = new Map<string, Map<string, string>>();
+  for (const c of changes) {
+    if (c.op === 'S' || !c.values) continue;
+    let counts = repeats.get(c.table);
+    let before = last.get(c.table);
+    if (!counts || !before) {
+      repeats.set(c.table, (counts = new Map()));
+      last.set(c.table, (before = new Map()));
+    }
+    for (const [col, v] of Object.entries(c.values)) {
+      const text = encodeValue(v);
+      if (before.get(col) === text) counts.set(col, (counts.get(col) ?? 0) + 1);
+      before.set(col, text);
+    }
+  }
+  for (const [name, t] of tables) {
+    const counts = repeats.get(name);
+    if (!counts) continue;
+    const n = (col: string): number => counts.get(col) ?? 0;
+    t.columns = [...t.columns].sort((x, y) => n(x) - n(y));
+    t.columns.forEach((col, j) => t.index.set(col, j));
+  }
+}
+
+/**
+ * Writes an envelope in its version (v1 or v2), compressed when asked: v1 with gzip, v2 as a zlib
+ * stream primed with the v2 dictionary. Throws SyncError kind 'usage' for an envelope the format
+ * cannot carry (a bad node id, a change for an undeclared table…).
  */
 export function encodeEnvelope(env: Envelope, opts: EncodeOptions): Buffer {
   const body = Buffer.from(envelopeXml(env), 'utf8');
-  return opts.gzip ? gzipSync(body, { level: 9 }) : body;
+  if (!opts.gzip) return body;
+  return env.version >= 2
+    ? deflateSync(body, { level: 9, dictionary: DICTIONARY_V2 })
+    : gzipSync(body, { level: 9 });
+}
+
+/** Is this body compressed (gzip, or zlib as v2 writes it)? A reply is compressed likewise. */
+export function isCompressed(body: Buffer): boolean {
+  return isGzip(body) || isZlib(body);
+}
+
+function isGzip(body: Buffer): boolean {
+  return body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b;
+}
+
+/** A zlib header (RFC 1950): deflate, its check bits right. XML cannot start with 0x78 ('x'). */
+function isZlib(body: Buffer): boolean {
+  return body.length >= 2 && body[0] === 0x78 && (body[0]! * 256 + body[1]!) % 31 === 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +532,35 @@ function gunzip(body: Buffer, maxInflatedBytes: number): Buffer {
   }
 }
 
+/** Inflates a zlib stream primed with the v2 dictionary, never past maxInflatedBytes. */
+function inflateV2(body: Buffer, maxInflatedBytes: number): Buffer {
+  // FDICT: a stream primed with a dictionary; zlib itself checks the dictionary's id.
+  if ((body[1]! & 0x20) === 0) {
+    refuse('The batch is compressed without the protocol dictionary, which ClinicSync never does.');
+  }
+  try {
+    return inflateSync(body, { maxOutputLength: maxInflatedBytes, dictionary: DICTIONARY_V2 });
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+      throw refuseWith(`The batch is larger than ${size(maxInflatedBytes)} once unpacked.`, e);
+    }
+    if (code === 'Z_NEED_DICT' || /dictionary/i.test((e as Error).message)) {
+      throw refuseWith(
+        'The batch is compressed with a dictionary this version does not know; upgrade ClinicSync on this node.',
+        e,
+      );
+    }
+    if (code === 'Z_BUF_ERROR' || (e as Error).message === 'unexpected end of file') {
+      throw refuseWith(
+        "The batch's compressed stream is cut short; it was probably truncated in transit.",
+        e,
+      );
+    }
+    throw refuseWith("The batch's compressed stream is damaged.", e);
+  }
+}
+
 function refuseWith(sentence: string, cause: unknown): SyncError {
   return new SyncError('protocol', sentence, { cause });
 }
@@ -469,8 +568,9 @@ function refuseWith(sentence: string, cause: unknown): SyncError {
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
- * Reads a protocol v1 batch (gzipped or not: told apart by gzip's magic bytes). Every refusal is a
- * SyncError kind 'protocol' with one sentence; nothing is inflated or parsed beyond the limits.
+ * Reads a protocol v2 or v1 batch, compressed or not (told apart by the first bytes: gzip's magic,
+ * a zlib header, or XML). Every refusal is a SyncError kind 'protocol' with one sentence; nothing
+ * is inflated or parsed beyond the limits.
  */
 export function decodeEnvelope(body: Buffer, opts: DecodeLimits = {}): Envelope {
   const limits = {
@@ -480,8 +580,10 @@ export function decodeEnvelope(body: Buffer, opts: DecodeLimits = {}): Envelope 
   };
   if (body.length > limits.maxBytes) refuse(`The batch is larger than ${size(limits.maxBytes)}.`);
   let doc: Buffer = body;
-  if (body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b) {
+  if (isGzip(body)) {
     doc = gunzip(body, limits.maxInflatedBytes);
+  } else if (isZlib(body)) {
+    doc = inflateV2(body, limits.maxInflatedBytes);
   } else if (body.length > limits.maxInflatedBytes) {
     refuse(`The batch is larger than ${size(limits.maxInflatedBytes)} once unpacked.`);
   }
@@ -540,6 +642,10 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
       refuse(`${where} has a node name longer than ${MAX_NODE_NAME} characters.`);
   }
 
+  const v2 = version >= 2;
+  const readIdent = (text: string, where: string): string =>
+    v2 ? decodeIdentV2(text, where) : unescapeField(text, where);
+  const readValue = v2 ? decodeValueV2 : decodeValue;
   const origins: string[] = [];
   const vv: VersionVector = {};
   const tables: WireTable[] = [];
@@ -744,9 +850,9 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
       ident: '',
     };
     const k = a.get('k');
-    if (k !== undefined) change.ident = unescapeField(decodeXmlRefs(k, where), where);
+    if (k !== undefined) change.ident = readIdent(decodeXmlRefs(k, where), where);
     if (a.has('ok')) {
-      const old = unescapeField(decodeXmlRefs(a.get('ok')!, where), where);
+      const old = readIdent(decodeXmlRefs(a.get('ok')!, where), where);
       if (old.length > MAX_IDENT) {
         refuse(`${where} has an old identity longer than ${MAX_IDENT} characters.`);
       }
@@ -760,7 +866,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
         (x, y) => table.cols.indexOf(x) - table.cols.indexOf(y),
       );
       const get = (k: string) => (a.has(k) ? decodeXmlRefs(a.get(k)!, where) : undefined);
-      const basis = decodeBasis(get('b'), get('p'), carried, p.hlc, change.origin, origins);
+      const basis = decodeBasis(get('b'), get('p'), carried, p.hlc, change.origin, origins, v2);
       if (typeof basis === 'string') refuse(`${where} ${basis}.`);
       if (basis.base !== undefined || basis.prior !== undefined) change.basis = basis;
     }
@@ -824,7 +930,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
     }
     const entries: [string, StoredValue][] = idx.map((j, n) => [
       table.cols[j]!,
-      decodeValue(fields[n]!, where),
+      readValue(fields[n]!, where),
     ]);
     // fromEntries defines own properties, so a column named __proto__ stays a column.
     return Object.fromEntries(entries) as Record<string, StoredValue>;

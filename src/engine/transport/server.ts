@@ -18,6 +18,7 @@ import {
   SUPPORTED_VERSIONS,
   decodeEnvelope,
   encodeEnvelope,
+  isCompressed,
 } from '../protocol/xml.js';
 import {
   HEADER,
@@ -532,8 +533,10 @@ async function exchange(
   const { reply } = await withDbRetry(() => node.answer(env, batchHint(req.headers)), {
     db: node.db,
   });
-  const gzip = req.body.length >= 2 && req.body[0] === 0x1f && req.body[1] === 0x8b;
-  return { contentType: 'application/xml', body: encodeEnvelope(reply, { gzip }) };
+  // Answered in the child's own protocol version and compression, so a child one version behind
+  // reads it.
+  const body = encodeEnvelope({ ...reply, version: env.version }, { gzip: isCompressed(req.body) });
+  return { contentType: 'application/xml', body };
 }
 
 /** The child's `records=N, bytes=M`, or undefined where absent or malformed. */
