@@ -291,4 +291,69 @@ describe('parking on the OpenMRS test dataset', () => {
     // Acknowledged all the same: the root owns the parked change now.
     expect(r.reply.vv[far.nodeId]).toBe('1');
   });
+
+  /**
+   * Issue 11: new rows in a batch go in together, one multi-row INSERT per table. When the
+   * database refuses that INSERT for one row, the others still land and only that row is parked,
+   * with its own reason; a row of another table in the same run that refers to them lands too.
+   */
+  it('parks the one new row the database refuses and applies the rest of its group', async () => {
+    const far = await FakeChild.register(root, 'river-clinic');
+    const [taken] = await queryRows(root.pool, 'SELECT uuid FROM person WHERE person_id = 1');
+    const first = randomUUID();
+    const clash = randomUUID(); // its uuid column repeats a person already here
+    const last = randomUUID();
+    const name = randomUUID();
+    const r = await root.answer(
+      far.envelope([
+        far.change({ op: 'I', table: 'person', ident: first, values: personValues(first, 'F') }),
+        far.change({
+          op: 'I',
+          table: 'person',
+          ident: clash,
+          values: personValues(String(taken!.uuid), 'M'),
+        }),
+        far.change({ op: 'I', table: 'person', ident: last, values: personValues(last, 'F') }),
+        far.change({
+          op: 'I',
+          table: 'person_name',
+          ident: name,
+          values: {
+            preferred: '1',
+            person_id: last,
+            given_name: 'Amina',
+            family_name: 'Juma',
+            creator: OMRS.admin,
+            date_created: at,
+            voided: '0',
+            uuid: name,
+          },
+        }),
+      ]),
+    );
+    expect(r.result).toMatchObject({ received: 4, applied: 3 });
+    expect(await far.parked()).toEqual([
+      expect.stringMatching(/^person: Another row of person here already has the same value/),
+    ]);
+    const landed = await queryRows(
+      root.pool,
+      `SELECT p.uuid, pn.given_name FROM person p LEFT JOIN person_name pn ON pn.person_id = p.person_id
+        WHERE p.uuid IN (?, ?, ?) ORDER BY p.person_id`,
+      [first, clash, last],
+    );
+    expect(landed).toEqual([
+      { uuid: first, given_name: null },
+      { uuid: last, given_name: 'Amina' },
+    ]);
+    // Each row that landed is recorded with its identity and the clock of its insert.
+    const states = await queryRows(
+      root.pool,
+      'SELECT ident, JSON_VALUE(clocks, \'$."@created"\') AS created FROM clinicsync_row WHERE ident IN (?, ?, ?, ?) ORDER BY ident',
+      [first, clash, last, name],
+    );
+    expect(states).toHaveLength(3);
+    for (const s of states) expect(String(s.created)).toMatch(new RegExp(`^\\d+:${far.nodeId}$`));
+    expect(states.map((s) => String(s.ident)).sort()).toEqual([first, last, name].sort());
+    expect(r.reply.vv[far.nodeId]).toBe('4');
+  });
 });

@@ -18,9 +18,9 @@ import {
 } from '../capture/rowState.js';
 import { raiseTombstone, readTombstone } from '../capture/tombstones.js';
 import { dataColumns, hasKey, hashesSql, keySql, whereKey } from '../capture/rowSql.js';
-import { fromDriver, toStored, type StoredValue, type Value } from '../capture/values.js';
+import { fromDriver, toStored, type StoredValue } from '../capture/values.js';
 import { Identities, ihash } from '../identity/identities.js';
-import { splitParts, type TablePlan } from '../identity/plan.js';
+import type { TablePlan } from '../identity/plan.js';
 import { fromWire } from '../identity/wire.js';
 import type { Basis, Envelope, WireChange } from '../protocol/types.js';
 import { recordConflict } from './conflicts.js';
@@ -34,6 +34,8 @@ import {
   type Candidate,
 } from './resolve.js';
 import { refreshWholeTable } from './whole.js';
+import { keyFromIdent } from './keys.js';
+import { applyNewRows, groupable } from './newRows.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -140,6 +142,39 @@ async function applyIn(
   const advanced = new Set<string>();
   const logRows: unknown[][] = [];
 
+  const applyChange = async (c: WireChange, plan: TablePlan): Promise<void> => {
+    const outcome =
+      fingerprints.get(c.table) !== plan.table.fingerprint
+        ? park(
+            `The table ${c.table} has different columns here than on the node that changed it; it waits until both run the same version.`,
+          )
+        : queued.has(rowId(c.table, ihash(c.ident)))
+          ? park('An earlier change to this row is still waiting.', {
+              table: c.table,
+              ident: c.ident,
+            })
+          : await attempt(ctx, conn, ids, plan, c);
+    if (outcome.kind === 'park' || outcome.kind === 'partial') {
+      await parkChange(conn, c, outcome);
+      queued.add(rowId(c.table, ihash(c.ident)));
+    } else if (outcome.kind === 'applied') {
+      result.applied++;
+      result.conflicts += outcome.conflicts;
+      if (!hasKey(plan.table)) wholeTouched.add(c.table);
+    }
+  };
+  let run: WireChange[] = [];
+  const applyRun = async (): Promise<void> => {
+    if (!run.length) return;
+    const changes = run;
+    run = [];
+    // (read into a constant first: applyChange counts its own changes meanwhile)
+    const grouped = await applyNewRows(ctx, conn, ids, changes, (c) =>
+      applyChange(c, ctx.plans.get(c.table)!),
+    );
+    result.applied += grouped;
+  };
+
   let effective = 0n;
   const { nowMs, aheadMs, senderAheadMs } = ctx.clock;
   for (const sent of env.changes) {
@@ -184,26 +219,20 @@ async function applyIn(
       result.filtered++;
       continue;
     }
-    const outcome =
-      fingerprints.get(c.table) !== plan.table.fingerprint
-        ? park(
-            `The table ${c.table} has different columns here than on the node that changed it; it waits until both run the same version.`,
-          )
-        : queued.has(rowId(c.table, ihash(c.ident)))
-          ? park('An earlier change to this row is still waiting.', {
-              table: c.table,
-              ident: c.ident,
-            })
-          : await attempt(ctx, conn, ids, plan, c);
-    if (outcome.kind === 'park' || outcome.kind === 'partial') {
-      await parkChange(conn, c, outcome);
-      queued.add(rowId(c.table, ihash(c.ident)));
-    } else if (outcome.kind === 'applied') {
-      result.applied++;
-      result.conflicts += outcome.conflicts;
-      if (!hasKey(plan.table)) wholeTouched.add(c.table);
+    // New rows wait in a run, to go in together (newRows.ts) before whatever change comes next.
+    if (
+      c.op === 'I' &&
+      groupable(plan) &&
+      fingerprints.get(c.table) === plan.table.fingerprint &&
+      !queued.has(rowId(c.table, ihash(c.ident)))
+    ) {
+      run.push(c);
+      continue;
     }
+    await applyRun();
+    await applyChange(c, plan);
   }
+  await applyRun();
   // The log first: parked changes refer to their log rows.
   for (let i = 0; i < logRows.length; i += 200) {
     const part = logRows.slice(i, i + 200);
@@ -371,30 +400,6 @@ async function applyKeyless(
     ]);
   }
   return applyToImage(conn, ids, plan, c);
-}
-
-/** Key values a natural identity implies, or the part that is not here yet. */
-async function keyFromIdent(
-  ids: Identities,
-  plan: TablePlan,
-  ident: string,
-): Promise<{ values: Record<string, Value> } | { missing: { table: string; ident: string } }> {
-  const id = plan.identity;
-  if (id.kind !== 'natural') return { values: {} };
-  const parts = splitParts(ident, id.parts.length);
-  if (!parts)
-    throw new SyncError(
-      'protocol',
-      `"${ident.slice(0, 60)}" is not an identity of a row of ${plan.table.name}.`,
-    );
-  const values: Record<string, Value> = {};
-  for (const [i, p] of id.parts.entries()) {
-    if (p.ref === null) continue; // plain key columns travel among the values
-    const local = (await ids.localIds(p.ref, [parts[i]!])).get(parts[i]!);
-    if (local === undefined) return { missing: { table: p.ref, ident: parts[i]! } };
-    values[p.column] = local;
-  }
-  return { values };
 }
 
 async function insertRow(

@@ -234,6 +234,15 @@ export class Identities {
     return { lkey: exists.length ? lkey : null, keyValues: null };
   }
 
+  /**
+   * Records a row this step just made (table with a single-column key): its identity and local key
+   * value are known without asking the database, and every other answer held stays true.
+   */
+  learn(table: string, ident: string, value: string): void {
+    cacheOf(this.toLocal, table).set(ident, value);
+    cacheOf(this.toGlobal, table).set(value, ident);
+  }
+
   forget(): void {
     this.toGlobal.clear();
     this.toLocal.clear();
