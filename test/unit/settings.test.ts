@@ -52,6 +52,7 @@ describe('settings schema', () => {
         logMaxBytes: 5242880,
         logFiles: 5,
       },
+      complexObs: { dataDir: null, maxFileMegabytes: 100, chunkBytes: 4096 },
     });
   });
 
@@ -169,6 +170,9 @@ describe('config keys', () => {
       'storage.journalKeepHours',
       'storage.logMaxBytes',
       'storage.logFiles',
+      'complexObs.dataDir',
+      'complexObs.maxFileMegabytes',
+      'complexObs.chunkBytes',
     ]);
     expect(settableKeys()).toEqual(
       leafKeys().filter((k) => !/^(settingsVersion|name|role|parent)$/.test(k)),
