@@ -29,6 +29,7 @@ import {
   type PairRequest,
   type PairResult,
 } from './pairing.js';
+import { FILES_BUDGET_HEADER, FILES_PATH } from '../files/network.js';
 
 /*
  * A child's side of the link to its parent (DESIGN §1, §5, §8), over undici: a keep-alive agent
@@ -385,6 +386,23 @@ export class ParentClient implements ParentLink {
       }
       return this.streamed(res, nonce, secret, bytesUp, sentAt);
     }
+  }
+
+  /** One round of complex obs files (FilesLink): a file message up, the parent's down. */
+  async exchangeFiles(
+    body: Buffer,
+    opts: { budget: number; timeoutMs: number },
+  ): Promise<{ body: Buffer; bytesUp: number; bytesDown: number }> {
+    const { nodeId } = this.credentials();
+    const a = await this.signedBuffered(
+      FILES_PATH,
+      body,
+      'application/octet-stream',
+      nodeId,
+      opts.timeoutMs,
+      { [FILES_BUDGET_HEADER]: String(opts.budget) },
+    );
+    return { body: a.body, bytesUp: a.bytesUp, bytesDown: a.bytesDown };
   }
 
   async close(): Promise<void> {

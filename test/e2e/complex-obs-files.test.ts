@@ -1,0 +1,208 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSyncError } from '../../src/engine/errors.js';
+import { execute, queryRows } from '../../src/engine/db/pool.js';
+import { receiveFiles } from '../../src/engine/files/incoming.js';
+import { filePlaces } from '../../src/engine/files/local.js';
+import { buildFiles } from '../../src/engine/files/outgoing.js';
+import { FILES_SUFFIX } from '../../src/engine/files/usb.js';
+import type { SyncNode } from '../../src/engine/node/node.js';
+import { NodeService } from '../../src/engine/node/service.js';
+import { loadTransferFile } from '../../src/engine/transfer/loadFile.js';
+import { writeTransferFile } from '../../src/engine/transfer/writeFile.js';
+import { ParentClient, readParentSecret } from '../../src/engine/transport/client.js';
+import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
+import { createTestDb } from '../helpers/db.js';
+import { createClinicSchema } from '../helpers/fixture.js';
+import { cloneDatabase, pairChild } from '../helpers/http.js';
+import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { Tree } from '../helpers/tree.js';
+import { usbKey } from '../helpers/usb.js';
+
+/*
+ * Complex obs files (issue 12 item 6) between real nodes: real MariaDB, real files, real HTTP
+ * through a proxy that cuts the link, and sealed files on a folder standing for a USB key.
+ */
+
+const FIVE_MB = 5 * 1024 * 1024;
+
+function appData(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'cs-openmrs-'));
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** A complex obs on `node`: its row, and its file in the node's complex_obs folder. */
+async function complexObs(node: SyncNode, name: string, bytes: number): Promise<string> {
+  const dir = path.join(node.settings.complexObs.dataDir!, 'complex_obs');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, name), randomBytes(bytes));
+  const uuid = randomUUID();
+  await execute(node.pool, 'INSERT INTO obs (value_complex, uuid) VALUES (?, ?)', [
+    `Chest X-ray|${name}`,
+    uuid,
+  ]);
+  return uuid;
+}
+
+async function fileIn(node: SyncNode, name: string) {
+  const [r] = await queryRows(
+    node.pool,
+    'SELECT have, size, state FROM clinicsync_file_in WHERE name = ?',
+    [name],
+  );
+  return r ? { have: Number(r.have), size: Number(r.size), state: String(r.state) } : null;
+}
+
+describe('complex obs files', () => {
+  let tree: Tree;
+  let root: SyncNode;
+  let child: SyncNode;
+  let server: SyncServer;
+  let proxy: Proxy;
+  let client: ParentClient;
+
+  beforeAll(async () => {
+    tree = new Tree();
+    const db = await createTestDb('cs_files');
+    await createClinicSchema(db.pool);
+    root = await tree.root(db, 'district');
+    root.settings.complexObs.dataDir = appData();
+    server = await startSyncServer({ node: root, host: '127.0.0.1', port: 0 });
+    ({ node: child } = await cloneDatabase(tree, root, 'clinic', server.url));
+    (await pairChild(child, root, server.url)).close();
+    child.settings.complexObs.dataDir = appData();
+    proxy = await startProxy({ target: { host: server.host, port: server.port } });
+    client = new ParentClient({
+      url: proxy.url(),
+      timeoutSeconds: 10,
+      nodeId: child.nodeId,
+      secret: readParentSecret(child.home),
+      parentNodeId: root.nodeId,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await client.close();
+    await proxy.close();
+    await server.close();
+    await tree.close();
+  });
+
+  it('moves a 5 MB file by network after its row, and resumes after a cut from where it was', async () => {
+    const name = 'xray_net_1.bin';
+    await complexObs(child, name, FIVE_MB);
+    const source = path.join(child.settings.complexObs.dataDir!, 'complex_obs', name);
+    const target = path.join(root.settings.complexObs.dataDir!, 'complex_obs', name);
+
+    // The link dies once 2 MB have gone up: the rows and part of the file made it.
+    proxy.setPlan((i) => (i === 0 ? { cutRequestAt: 2 * 1024 * 1024 } : {}));
+    const first = new NodeService(child, client);
+    const failed = await first.syncNow().catch((e: unknown) => e);
+    expect(isSyncError(failed) && failed.kind).toBe('unreachable');
+    const cut = await fileIn(root, name);
+    expect(cut?.state).toBe('partial');
+    expect(cut!.have).toBeGreaterThan(512 * 1024);
+    expect(cut!.have).toBeLessThan(FIVE_MB);
+    expect(fs.existsSync(target)).toBe(false);
+    // The obs row went first.
+    expect(
+      await queryRows(root.pool, 'SELECT 1 FROM obs WHERE value_complex LIKE ?', [`%|${name}`]),
+    ).toHaveLength(1);
+
+    // A new engine (as after the process was killed) picks the file up from the last piece.
+    proxy.setPlan(() => ({}));
+    const upBefore = proxy.stats.bytes.request;
+    const summary = await new NodeService(child, client).syncNow();
+    const upAfter = proxy.stats.bytes.request - upBefore;
+    expect(summary.rounds).toBeGreaterThan(1);
+    expect(upAfter).toBeLessThan(FIVE_MB - cut!.have + 512 * 1024);
+    expect(fs.existsSync(target)).toBe(true);
+    expect(sha256(target)).toBe(sha256(source));
+    expect((await fileIn(root, name))?.state).toBe('placed');
+    // Nothing left half-written in staging.
+    expect(
+      fs.readdirSync(path.join(root.settings.complexObs.dataDir!, 'clinicsync-staging')),
+    ).toEqual([]);
+
+    // Settled: another sync moves no file bytes.
+    const again = proxy.stats.bytes.request;
+    await new NodeService(child, client).syncNow();
+    expect(proxy.stats.bytes.request - again).toBeLessThan(16 * 1024);
+  }, 180_000);
+
+  it('moves a 5 MB file by USB key in two files, the second carrying only the remainder', async () => {
+    const name = 'xray_usb_1.bin';
+    await complexObs(child, name, FIVE_MB);
+    const source = path.join(child.settings.complexObs.dataDir!, 'complex_obs', name);
+    const target = path.join(root.settings.complexObs.dataDir!, 'complex_obs', name);
+    const parentPeer = (await child.peers()).find((p) => p.relation === 'parent')!;
+
+    // The first key has room for about half the file.
+    const key1 = usbKey();
+    const w1 = await writeTransferFile(child, parentPeer, key1, { maxBytes: 3 * 1024 * 1024 });
+    expect(w1.complete).toBe(true);
+    const side1 = `${w1.file}${FILES_SUFFIX}`;
+    expect(fs.statSync(side1).size).toBeLessThanOrEqual(3 * 1024 * 1024);
+    // The files file is sealed: the file's bytes cannot be read from it.
+    const plain = fs.readFileSync(source);
+    expect(fs.readFileSync(side1).includes(plain.subarray(0, 64))).toBe(false);
+    await loadTransferFile(root, w1.file, { replyDir: usbKey() });
+    const half = await fileIn(root, name);
+    expect(half?.state).toBe('partial');
+    expect(half!.have).toBeGreaterThan(FIVE_MB / 3);
+    expect(fs.existsSync(target)).toBe(false);
+
+    const key2 = usbKey();
+    const w2 = await writeTransferFile(child, parentPeer, key2, { maxBytes: 16 * 1024 * 1024 });
+    const side2 = `${w2.file}${FILES_SUFFIX}`;
+    // Only the rest travels, not the whole file again.
+    expect(fs.statSync(side2).size).toBeLessThan(FIVE_MB - half!.have + 256 * 1024);
+    await loadTransferFile(root, w2.file, { replyDir: usbKey() });
+    expect((await fileIn(root, name))?.state).toBe('placed');
+    expect(sha256(target)).toBe(sha256(source));
+  }, 180_000);
+
+  it('keeps a file that arrives before its obs row in staging, and places it when the row comes', async () => {
+    const name = 'scan_early_1.bin';
+    await complexObs(child, name, 200_000);
+    const from = (await filePlaces(child.pool, child.settings))!;
+    const to = (await filePlaces(root.pool, root.settings))!;
+    // The file goes straight to the parent, ahead of the row (as a relayed file can).
+    const msg = await buildFiles(child.pool, from, root.nodeId, {
+      budget: 1 << 20,
+      optimistic: true,
+    });
+    await receiveFiles(root.pool, to, child.nodeId, msg);
+    expect((await fileIn(root, name))?.state).toBe('staged');
+    const target = path.join(to.complexDir, name);
+    expect(fs.existsSync(target)).toBe(false);
+
+    await tree.sync(child, root);
+    // The next file message (any neighbour) places what waited.
+    await buildFiles(root.pool, to, child.nodeId, { budget: 1 << 20, optimistic: false });
+    expect((await fileIn(root, name))?.state).toBe('placed');
+    expect(sha256(target)).toBe(sha256(path.join(from.complexDir, name)));
+  }, 60_000);
+
+  it('refuses a file over the size cap and a piece whose bytes do not match', async () => {
+    const to = (await filePlaces(root.pool, root.settings))!;
+    const sha = createHash('sha256').update('the real bytes').digest('hex');
+    const big = { obs: 'obs-big', name: 'huge.bin', size: to.maxBytes + 1, sha256: sha };
+    const bad = { obs: 'obs-bad', name: 'bad.bin', size: 14, sha256: sha };
+    await receiveFiles(root.pool, to, child.nodeId, {
+      offers: [big, bad],
+      have: [],
+      chunks: [{ name: 'bad.bin', sha256: sha, offset: 0, data: Buffer.from('the fake bytes') }],
+    });
+    expect((await fileIn(root, 'huge.bin'))?.state).toBe('refused');
+    // Wrong bytes are dropped and the file starts over; nothing reaches complex_obs.
+    expect(await fileIn(root, 'bad.bin')).toEqual({ have: 0, size: 14, state: 'partial' });
+    expect(fs.existsSync(path.join(to.complexDir, 'bad.bin'))).toBe(false);
+  });
+});
