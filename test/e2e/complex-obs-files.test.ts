@@ -204,5 +204,14 @@ describe('complex obs files', () => {
     // Wrong bytes are dropped and the file starts over; nothing reaches complex_obs.
     expect(await fileIn(root, 'bad.bin')).toEqual({ have: 0, size: 14, state: 'partial' });
     expect(fs.existsSync(path.join(to.complexDir, 'bad.bin'))).toBe(false);
+
+    // The same sender offers new content under that name before it was all here: it starts over.
+    const other = createHash('sha256').update('new bytes').digest('hex');
+    await receiveFiles(root.pool, to, child.nodeId, {
+      offers: [{ ...bad, sha256: other, size: 9 }],
+      have: [],
+      chunks: [{ name: 'bad.bin', sha256: other, offset: 0, data: Buffer.from('new bytes') }],
+    });
+    expect(await fileIn(root, 'bad.bin')).toEqual({ have: 9, size: 9, state: 'staged' });
   });
 });

@@ -53,10 +53,17 @@ async function takeOffer(
   peer: string,
   o: FileOffer,
 ): Promise<void> {
-  const [row] = await queryRows(db, 'SELECT sha256 FROM clinicsync_file_in WHERE name = ?', [
-    o.name,
-  ]);
-  if (row) {
+  const [row] = await queryRows(
+    db,
+    'SELECT sha256, state, peer FROM clinicsync_file_in WHERE name = ?',
+    [o.name],
+  );
+  const replaced = row && row.state === 'partial' && row.peer === peer;
+  if (replaced && String(row.sha256) !== o.sha256) {
+    // The file changed at its source before it was all here: start again on the new one.
+    await fs.rm(partialPath(places, o.name), { force: true });
+    await execute(db, 'DELETE FROM clinicsync_file_in WHERE name = ?', [o.name]);
+  } else if (row) {
     // Offered again (our answer was lost): answer again. Another file under the same name is
     // left alone: OpenMRS names its files uniquely, so this one is not ours to take.
     if (String(row.sha256) === o.sha256) {
