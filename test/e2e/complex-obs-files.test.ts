@@ -168,6 +168,45 @@ describe('complex obs files', () => {
     expect(sha256(target)).toBe(sha256(source));
   }, 180_000);
 
+  it('crosses a 1 kbit/s link in pieces of the chunk setting, each round small', async () => {
+    const name = 'ecg_slow_1.bin';
+    await complexObs(child, name, 2 * 1024);
+    const slow = await startProxy({
+      target: { host: server.host, port: server.port },
+      bytesPerSecond: 125,
+    });
+    const link = new ParentClient({
+      url: slow.url(),
+      timeoutSeconds: 60,
+      nodeId: child.nodeId,
+      secret: readParentSecret(child.home),
+      parentNodeId: root.nodeId,
+    });
+    const sizes: number[] = [];
+    const send = link.exchangeFiles.bind(link);
+    link.exchangeFiles = (body, opts) => {
+      sizes.push(body.length);
+      return send(body, opts);
+    };
+    child.settings.complexObs.chunkBytes = 1024;
+    child.settings.sync.batchBytes = 1024;
+    try {
+      await new NodeService(child, link).syncNow();
+    } finally {
+      child.settings.complexObs.chunkBytes = 4096;
+      child.settings.sync.batchBytes = 262_144;
+      await link.close();
+      await slow.close();
+    }
+    const target = path.join(root.settings.complexObs.dataDir!, 'complex_obs', name);
+    expect(sha256(target)).toBe(
+      sha256(path.join(child.settings.complexObs.dataDir!, 'complex_obs', name)),
+    );
+    // Two pieces, one per round; no request much over a piece, so none outlasts its timeout.
+    expect(sizes.filter((n) => n > 1024)).toHaveLength(2);
+    expect(Math.max(...sizes)).toBeLessThan(1024 + 512);
+  }, 180_000);
+
   it('keeps a file that arrives before its obs row in staging, and places it when the row comes', async () => {
     const name = 'scan_early_1.bin';
     await complexObs(child, name, 200_000);
