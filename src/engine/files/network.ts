@@ -20,7 +20,7 @@ export interface FilesLink {
   exchangeFiles(
     body: Buffer,
     opts: { budget: number; timeoutMs: number },
-  ): Promise<{ body: Buffer; bytesUp: number; bytesDown: number }>;
+  ): Promise<{ body: Buffer; bytesUp: number; bytesDown: number } | null>;
 }
 
 /** The parent's side of POST /v1/files. */
@@ -70,6 +70,8 @@ export async function fileRound(
     budget: opts.budget,
     timeoutMs: opts.timeoutMs(body.length),
   });
+  // A parent too old to take files: they wait until it is upgraded; the rows are not held up.
+  if (!answer) return null;
   await answersSent(node.pool, parentId, msg);
   const reply = decodeFileMessage(answer.body);
   await receiveFiles(node.pool, places, parentId, reply);
