@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSyncError } from '../../src/engine/errors.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
@@ -15,7 +17,7 @@ import { loadTransferFile } from '../../src/engine/transfer/loadFile.js';
 import { writeTransferFile } from '../../src/engine/transfer/writeFile.js';
 import { ParentClient, readParentSecret } from '../../src/engine/transport/client.js';
 import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
-import { createTestDb } from '../helpers/db.js';
+import { createTestDb, SERVER } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild } from '../helpers/http.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
@@ -28,6 +30,7 @@ import { usbKey } from '../helpers/usb.js';
  */
 
 const FIVE_MB = 5 * 1024 * 1024;
+const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
 
 function appData(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'cs-openmrs-'));
@@ -205,6 +208,57 @@ describe('complex obs files', () => {
     // Two pieces, one per round; no request much over a piece, so none outlasts its timeout.
     expect(sizes.filter((n) => n > 1024)).toHaveLength(2);
     expect(Math.max(...sizes)).toBeLessThan(1024 + 512);
+  }, 180_000);
+
+  it('resumes a file from its last piece after the syncing process is killed', async () => {
+    const throttled = await startProxy({
+      target: { host: server.host, port: server.port },
+      bytesPerSecond: 512 * 1024,
+    });
+    const { node: ward, home } = await cloneDatabase(tree, root, 'ward', throttled.url());
+    (await pairChild(ward, root, throttled.url())).close();
+    ward.settings.complexObs.dataDir = appData();
+    home.save(ward.settings);
+    const name = 'mri_kill_1.bin';
+    await complexObs(ward, name, FIVE_MB);
+    // The CLI process below is the engine now.
+    await ward.close();
+    const run = () => {
+      const env: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password };
+      delete env.CLINIC_SYNC_HOME;
+      const proc = spawn(process.execPath, [BIN, '--home', home.dir, 'sync'], {
+        env,
+        stdio: 'ignore',
+      });
+      const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+      return { proc, exited };
+    };
+    try {
+      const first = run();
+      for (let i = 0; ; i++) {
+        const got = await fileIn(root, name);
+        if (got && got.have > 1024 * 1024) break;
+        if (i > 1200) throw new Error('the file never started to arrive');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      first.proc.kill('SIGKILL');
+      await first.exited;
+      const killed = await fileIn(root, name);
+      expect(killed?.state).toBe('partial');
+      expect(killed!.have).toBeLessThan(FIVE_MB);
+
+      const upBefore = throttled.stats.bytes.request;
+      expect(await run().exited).toBe(0);
+      expect(throttled.stats.bytes.request - upBefore).toBeLessThan(
+        FIVE_MB - killed!.have + 512 * 1024,
+      );
+      expect((await fileIn(root, name))?.state).toBe('placed');
+      expect(sha256(path.join(root.settings.complexObs.dataDir!, 'complex_obs', name))).toBe(
+        sha256(path.join(ward.settings.complexObs.dataDir!, 'complex_obs', name)),
+      );
+    } finally {
+      await throttled.close();
+    }
   }, 180_000);
 
   it('keeps a file that arrives before its obs row in staging, and places it when the row comes', async () => {
