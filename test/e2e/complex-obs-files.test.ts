@@ -306,5 +306,26 @@ describe('complex obs files', () => {
       chunks: [{ name: 'bad.bin', sha256: other, offset: 0, data: Buffer.from('new bytes') }],
     });
     expect(await fileIn(root, 'bad.bin')).toEqual({ have: 9, size: 9, state: 'staged' });
+
+    // A nearly full disk takes no pieces (they are asked for again later), as it takes no rows.
+    const full = { ...to, minFreeBytes: Number.MAX_SAFE_INTEGER };
+    const bytes = Buffer.from('pieces wait');
+    const waits = createHash('sha256').update(bytes).digest('hex');
+    await receiveFiles(root.pool, full, child.nodeId, {
+      offers: [{ obs: 'obs-full', name: 'full.bin', size: bytes.length, sha256: waits }],
+      have: [],
+      chunks: [{ name: 'full.bin', sha256: waits, offset: 0, data: bytes }],
+    });
+    expect(await fileIn(root, 'full.bin')).toEqual({
+      have: 0,
+      size: bytes.length,
+      state: 'partial',
+    });
+    await receiveFiles(root.pool, to, child.nodeId, {
+      offers: [],
+      have: [],
+      chunks: [{ name: 'full.bin', sha256: waits, offset: 0, data: bytes }],
+    });
+    expect((await fileIn(root, 'full.bin'))?.state).toBe('staged');
   });
 });

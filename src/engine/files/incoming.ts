@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
 import { fileOfComplexValue } from './fileName.js';
-import { rememberHash, sha256OfFile, type FilePlaces } from './local.js';
+import { freeBytesAt, rememberHash, sha256OfFile, type FilePlaces } from './local.js';
 import type { FileChunk, FileMessage, FileOffer } from './message.js';
 
 /*
@@ -42,6 +42,10 @@ export async function receiveFiles(
   }
   for (const o of msg.offers) await takeOffer(db, places, peer, o);
   const summary: ReceiveSummary = { bytes: 0, completed: 0 };
+  // Pieces wait while the disk is nearly full, as rows do; nothing is lost: they are asked again.
+  const free = await freeBytesAt(path.dirname(places.stagingDir));
+  const incoming = msg.chunks.reduce((n, c) => n + c.data.length, 0);
+  if (free !== null && free - incoming < places.minFreeBytes) return summary;
   for (const c of msg.chunks) await takeChunk(db, places, peer, c, summary);
   await placeStaged(db, places);
   return summary;

@@ -22,6 +22,8 @@ export interface FilePlaces {
   /** the largest file carried, bytes */
   maxBytes: number;
   chunkBytes: number;
+  /** free space kept on the data folder's disk (storage.minFreeMegabytes): no piece goes below */
+  minFreeBytes: number;
 }
 
 export interface LocalFile {
@@ -64,6 +66,7 @@ export async function filePlaces(db: Queryable, settings: Settings): Promise<Fil
     stagingDir: path.join(dataDir, 'clinicsync-staging'),
     maxBytes: settings.complexObs.maxFileMegabytes * 1024 * 1024,
     chunkBytes: settings.complexObs.chunkBytes,
+    minFreeBytes: settings.storage.minFreeMegabytes * 1024 * 1024,
   };
 }
 
@@ -124,4 +127,10 @@ export async function rememberHash(
      ON DUPLICATE KEY UPDATE size = VALUES(size), mtime_ms = VALUES(mtime_ms), sha256 = VALUES(sha256)`,
     [name, size, mtimeMs, sha256],
   );
+}
+
+/** Free bytes on the disk of the data folder, or null when the system does not say. */
+export async function freeBytesAt(dir: string): Promise<number | null> {
+  const stat = await fs.statfs(dir).catch(() => null);
+  return stat ? Number(stat.bavail) * Number(stat.bsize) : null;
 }
