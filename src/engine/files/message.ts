@@ -74,10 +74,16 @@ export function isEmptyMessage(m: FileMessage): boolean {
   return !m.offers.length && !m.have.length && !m.chunks.length;
 }
 
+/** The most a piece's entry adds to the header (its JSON with a 255-character name). */
+export const PIECE_HEADER_BYTES = 420;
+
 /** The bytes a message's header takes, for fitting pieces into a budget. */
 export function headerBytes(m: Omit<FileMessage, 'chunks'>, chunks: number): number {
-  // Each piece's entry is at most ~170 bytes of JSON (a 255-byte name is rare: counted apart).
-  return 8 + Buffer.byteLength(JSON.stringify({ offers: m.offers, have: m.have })) + chunks * 420;
+  return (
+    8 +
+    Buffer.byteLength(JSON.stringify({ offers: m.offers, have: m.have })) +
+    chunks * PIECE_HEADER_BYTES
+  );
 }
 
 export function encodeFileMessage(m: FileMessage): Buffer {

@@ -4,7 +4,13 @@ import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
 import { localFiles, type FilePlaces } from './local.js';
 import { placeStaged } from './incoming.js';
-import { MAX_ENTRIES, emptyMessage, headerBytes, type FileMessage } from './message.js';
+import {
+  MAX_ENTRIES,
+  PIECE_HEADER_BYTES,
+  emptyMessage,
+  headerBytes,
+  type FileMessage,
+} from './message.js';
 
 /*
  * The next file message for a neighbour: answers to its offers, offers of files here it has not
@@ -108,13 +114,13 @@ export async function buildFiles(
       while (next < p.size) {
         const length = Math.min(places.chunkBytes, p.size - next);
         // At least one piece per message, however small the budget: the file must move.
-        if (msg.chunks.length && room < length + 420) break;
+        if (msg.chunks.length && room < length + PIECE_HEADER_BYTES) break;
         if (msg.chunks.length >= MAX_ENTRIES) break;
         const data = Buffer.alloc(length);
         const { bytesRead } = await handle.read(data, 0, length, next);
         if (bytesRead !== length) break;
         msg.chunks.push({ name: p.name, sha256: p.sha256, offset: next, data });
-        room -= length + 420;
+        room -= length + PIECE_HEADER_BYTES;
         next += length;
       }
     } finally {
