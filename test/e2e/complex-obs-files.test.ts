@@ -19,7 +19,7 @@ import { ParentClient, readParentSecret } from '../../src/engine/transport/clien
 import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
 import { createTestDb, SERVER } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
-import { cloneDatabase, pairChild } from '../helpers/http.js';
+import { cloneDatabase, pairChild, rawPost, signedHeaders } from '../helpers/http.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { Tree } from '../helpers/tree.js';
 import { usbKey } from '../helpers/usb.js';
@@ -282,6 +282,27 @@ describe('complex obs files', () => {
     expect((await fileIn(root, name))?.state).toBe('placed');
     expect(sha256(target)).toBe(sha256(path.join(from.complexDir, name)));
   }, 60_000);
+
+  it('answers a hostile file message over HTTP with 400 and one sentence, writing nothing', async () => {
+    const header = Buffer.from(
+      JSON.stringify({
+        offers: [{ obs: 'o-1', name: '../../.bashrc', size: 4, sha256: 'a'.repeat(64) }],
+        have: [],
+        chunks: [],
+      }),
+    );
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(header.length);
+    const body = Buffer.concat([Buffer.from('CSF1'), len, header]);
+    const secret = readParentSecret(child.home)!;
+    const answer = await rawPost(`${server.url}/v1/files`, body, {
+      ...signedHeaders(body, { node: child.nodeId, secret, path: '/v1/files' }),
+      'content-type': 'application/octet-stream',
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.text).toMatch(/^The complex obs file message names a file wrongly/);
+    expect(await fileIn(root, '../../.bashrc')).toBeNull();
+  });
 
   it('refuses a file over the size cap and a piece whose bytes do not match', async () => {
     const to = (await filePlaces(root.pool, root.settings))!;
