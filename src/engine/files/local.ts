@@ -77,10 +77,33 @@ export async function sha256OfFile(file: string): Promise<string> {
 }
 
 /**
+ * The last list of files per database, with what it was read at: a full read of obs (millions
+ * of rows on a district server) runs again only when a change was captured or picked up since,
+ * or a file was added to or removed from the complex obs folder (OpenMRS never rewrites one).
+ */
+const lastList = new WeakMap<Queryable, { at: string; files: LocalFile[] }>();
+
+async function listedAt(db: Queryable, places: FilePlaces): Promise<string> {
+  const [log] = await queryRows(db, 'SELECT MAX(lsn) AS n FROM clinicsync_log');
+  const [cap] = await queryRows(db, 'SELECT MAX(id) AS n FROM clinicsync_capture');
+  const dir = await fs.stat(places.complexDir).catch(() => null);
+  return [places.complexDir, places.maxBytes, log?.n, cap?.n, dir?.mtimeMs].map(String).join(':');
+}
+
+/**
  * Every complex obs file here whose obs row is here too, at most `places.maxBytes` each. Hashes
  * are kept in clinicsync_file_hash by size and modification time, so a file is read once.
  */
 export async function localFiles(db: Queryable, places: FilePlaces): Promise<LocalFile[]> {
+  const at = await listedAt(db, places);
+  const last = lastList.get(db);
+  if (last?.at === at) return last.files;
+  const files = await readLocalFiles(db, places);
+  lastList.set(db, { at, files });
+  return files;
+}
+
+async function readLocalFiles(db: Queryable, places: FilePlaces): Promise<LocalFile[]> {
   const rows = await queryRows(
     db,
     "SELECT uuid, value_complex FROM obs WHERE value_complex IS NOT NULL AND value_complex <> ''",
