@@ -197,7 +197,11 @@ export class NodeService {
    * batch size. True when a row round is due first: this node has new rows for the parent, or
    * the parent may (a sync interval has passed), so a long file never holds rows back.
    */
-  private async fileRounds(parentId: string, pace: LinkPace, summary: SyncSummary) {
+  private async fileRounds(
+    parentId: string,
+    pace: LinkPace,
+    summary: SyncSummary,
+  ): Promise<boolean> {
     const link = this.link;
     if (!link?.exchangeFiles) return false;
     const files = { exchangeFiles: link.exchangeFiles.bind(link) };
@@ -215,6 +219,7 @@ export class NodeService {
       summary.bytesUp += round.bytesUp;
       summary.bytesDown += round.bytesDown;
       if (!round.moved) return false;
+      await this.node.pickup();
       if ((await pendingFor(this.node.pool, parentId)) > 0) return true;
       if (Date.now() - started > this.node.settings.sync.intervalSeconds * 1000) return true;
     }
