@@ -230,4 +230,14 @@ describe('config keys', () => {
     expect(e.kind).toBe('usage');
     expect(e.message).toMatch(/^role is set by init or clone/);
   });
+
+  it('sets the complex obs files settings, refusing a piece too small', () => {
+    const s = setSetting(base, 'complexObs.dataDir', ' /var/lib/OpenMRS ');
+    expect(s.complexObs.dataDir).toBe('/var/lib/OpenMRS');
+    expect(setSetting(s, 'complexObs.maxFileMegabytes', '20').complexObs.maxFileMegabytes).toBe(20);
+    const e = thrown(() => setSetting(s, 'complexObs.chunkBytes', '100'));
+    expect(e.message).toBe(
+      'The setting complexObs.chunkBytes must be a whole number of bytes from 256 to 16777216, not "100".',
+    );
+  });
 });
