@@ -283,6 +283,30 @@ describe('complex obs files', () => {
     expect(sha256(target)).toBe(sha256(path.join(from.complexDir, name)));
   }, 60_000);
 
+  it('places a file where OpenMRS keeps complex obs on another disk', async () => {
+    const other = fs.mkdtempSync(path.join('/dev/shm', 'cs-complex-'));
+    try {
+      const to = { ...(await filePlaces(root.pool, root.settings))!, complexDir: other };
+      expect(fs.statSync(other).dev).not.toBe(fs.statSync(root.settings.complexObs.dataDir!).dev);
+      await execute(root.pool, 'INSERT INTO obs (value_complex, uuid) VALUES (?, ?)', [
+        'Photo|far_1.jpg',
+        'obs-far-1',
+      ]);
+      const bytes = randomBytes(10_000);
+      const sha = createHash('sha256').update(bytes).digest('hex');
+      await receiveFiles(root.pool, to, child.nodeId, {
+        offers: [{ obs: 'obs-far-1', name: 'far_1.jpg', size: bytes.length, sha256: sha }],
+        have: [],
+        chunks: [{ name: 'far_1.jpg', sha256: sha, offset: 0, data: bytes }],
+      });
+      expect((await fileIn(root, 'far_1.jpg'))?.state).toBe('placed');
+      expect(fs.readFileSync(path.join(other, 'far_1.jpg')).equals(bytes)).toBe(true);
+      expect(fs.readdirSync(other)).toEqual(['far_1.jpg']);
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('answers a hostile file message over HTTP with 400 and one sentence, writing nothing', async () => {
     const header = Buffer.from(
       JSON.stringify({

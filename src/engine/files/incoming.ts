@@ -189,7 +189,7 @@ export async function placeStaged(db: Queryable, places: FilePlaces): Promise<nu
     await fs.mkdir(places.complexDir, { recursive: true });
     let state = 'placed';
     try {
-      await fs.link(from, to);
+      await putInPlace(from, to);
     } catch (e) {
       if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
       if ((await sha256OfFile(to)) !== String(s.sha256)) state = 'clash';
@@ -203,4 +203,27 @@ export async function placeStaged(db: Queryable, places: FilePlaces): Promise<nu
     await execute(db, 'UPDATE clinicsync_file_in SET state = ? WHERE name = ?', [state, name]);
   }
   return placed;
+}
+
+/**
+ * Makes `from` appear at `to` whole or not at all, never over an existing file (EEXIST): a hard
+ * link on the same disk; where OpenMRS keeps complex obs on another disk (EXDEV), a copy under a
+ * temporary name beside `to`, flushed, then linked into place.
+ */
+async function putInPlace(from: string, to: string): Promise<void> {
+  try {
+    await fs.link(from, to);
+    return;
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'EXDEV') throw e;
+  }
+  const temp = path.join(path.dirname(to), `.clinicsync-${path.basename(to)}.part`);
+  await fs.copyFile(from, temp);
+  try {
+    const handle = await fs.open(temp, 'r+');
+    await handle.sync().finally(() => handle.close());
+    await fs.link(temp, to);
+  } finally {
+    await fs.rm(temp, { force: true });
+  }
 }
