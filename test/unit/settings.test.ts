@@ -52,6 +52,7 @@ describe('settings schema', () => {
         logMaxBytes: 5242880,
         logFiles: 5,
       },
+      complexObs: { dataDir: null, maxFileMegabytes: 100, chunkBytes: 4096 },
     });
   });
 
@@ -169,6 +170,9 @@ describe('config keys', () => {
       'storage.journalKeepHours',
       'storage.logMaxBytes',
       'storage.logFiles',
+      'complexObs.dataDir',
+      'complexObs.maxFileMegabytes',
+      'complexObs.chunkBytes',
     ]);
     expect(settableKeys()).toEqual(
       leafKeys().filter((k) => !/^(settingsVersion|name|role|parent)$/.test(k)),
@@ -225,5 +229,15 @@ describe('config keys', () => {
     const e = thrown(() => setSetting(base, 'role', 'child'));
     expect(e.kind).toBe('usage');
     expect(e.message).toMatch(/^role is set by init or clone/);
+  });
+
+  it('sets the complex obs files settings, refusing a piece too small', () => {
+    const s = setSetting(base, 'complexObs.dataDir', ' /var/lib/OpenMRS ');
+    expect(s.complexObs.dataDir).toBe('/var/lib/OpenMRS');
+    expect(setSetting(s, 'complexObs.maxFileMegabytes', '20').complexObs.maxFileMegabytes).toBe(20);
+    const e = thrown(() => setSetting(s, 'complexObs.chunkBytes', '100'));
+    expect(e.message).toBe(
+      'The setting complexObs.chunkBytes must be a whole number of bytes from 256 to 16777216, not "100".',
+    );
   });
 });

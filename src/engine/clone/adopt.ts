@@ -44,6 +44,9 @@ export async function adoptAsChild(
       'clinicsync_pairing',
       'clinicsync_nonce',
       'clinicsync_exchange',
+      'clinicsync_file_hash',
+      'clinicsync_file_out',
+      'clinicsync_file_in',
     ]) {
       await execute(conn, `DELETE FROM ${table}`);
     }

@@ -66,6 +66,10 @@ export const PRIVATE_TABLES: readonly string[] = [
   'clinicsync_exchange',
   'clinicsync_lock_holder',
   'clinicsync_capture',
+  // complex obs files: what the parent's own disk holds and receives, not the child's
+  'clinicsync_file_hash',
+  'clinicsync_file_out',
+  'clinicsync_file_in',
 ];
 
 /** Made first on the child, so a half-loaded database is marked as such from the start. */

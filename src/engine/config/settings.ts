@@ -105,6 +105,25 @@ export const storageSchema = z
   })
   .strict();
 
+// Complex obs files (issue 12 item 6): the files OpenMRS keeps beside its database travel too.
+export const complexObsSchema = z
+  .object({
+    // OpenMRS's application data folder (it holds complex_obs); empty or null: files stay put.
+    dataDir: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe("must be the folder of OpenMRS's application data, like /var/lib/OpenMRS"),
+    maxFileMegabytes: wholeNumber(1, 100_000)
+      .default(100)
+      .describe('must be a whole number of megabytes from 1 to 100000'),
+    // One piece of a file per request part: small, so a 1 kbit/s link still moves a piece a minute.
+    chunkBytes: wholeNumber(256, 16_777_216)
+      .default(4_096)
+      .describe('must be a whole number of bytes from 256 to 16777216'),
+  })
+  .strict();
+
 export const settingsSchema = z
   .object({
     settingsVersion: z
@@ -136,6 +155,9 @@ export const settingsSchema = z
     tables: tablesSchema.prefault({}).describe('must be a group of table settings'),
     server: serverSchema.prefault({}).describe('must be a group of server settings'),
     storage: storageSchema.prefault({}).describe('must be a group of storage settings'),
+    complexObs: complexObsSchema
+      .prefault({})
+      .describe('must be a group of complex obs file settings'),
   })
   .strict()
   .refine((s) => (s.role === 'root') === (s.parent === null), {
@@ -218,7 +240,9 @@ export function leafKeys(): string[] {
 
 /** The keys `config set` accepts; name, role and parent belong to init and clone. */
 export function settableKeys(): string[] {
-  return leafKeys().filter((k) => k === 'db' || /^(sync|tables|server|storage)\./.test(k));
+  return leafKeys().filter(
+    (k) => k === 'db' || /^(sync|tables|server|storage|complexObs)\./.test(k),
+  );
 }
 
 export type SettingValue = string | number | boolean | string[] | null;

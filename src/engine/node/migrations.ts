@@ -167,6 +167,36 @@ const STEPS: string[][] = [
   // 5: what an update was made upon (the copy's creation clock, the clocks of the values it
   // replaced), so a delete beats updates to the old copy and concurrent overwrites are logged
   [`ALTER TABLE clinicsync_log ADD COLUMN basis TEXT CHARACTER SET ascii NULL`],
+  // 6: complex obs files (files/): the hashes of files here, how far each neighbour holds each of
+  // them, and the files arriving, so a cut link or a killed process resumes from the last piece
+  [
+    `CREATE TABLE clinicsync_file_hash (
+       name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+       size BIGINT UNSIGNED NOT NULL,
+       mtime_ms BIGINT NOT NULL,
+       sha256 CHAR(64) CHARACTER SET ascii NOT NULL
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE clinicsync_file_out (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+       sha256 CHAR(64) CHARACTER SET ascii NOT NULL,
+       next_offset BIGINT UNSIGNED NOT NULL DEFAULT 0,
+       reported TINYINT(1) NOT NULL DEFAULT 0,
+       done TINYINT(1) NOT NULL DEFAULT 0,
+       PRIMARY KEY (peer, name)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE clinicsync_file_in (
+       name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+       sha256 CHAR(64) CHARACTER SET ascii NOT NULL,
+       obs_uuid VARCHAR(38) CHARACTER SET ascii NOT NULL,
+       size BIGINT UNSIGNED NOT NULL,
+       have BIGINT UNSIGNED NOT NULL DEFAULT 0,
+       state ENUM('partial', 'staged', 'placed', 'clash', 'refused') NOT NULL DEFAULT 'partial',
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       answered TINYINT(1) NOT NULL DEFAULT 0,
+       KEY file_in_peer (peer, state)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  ],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

@@ -9,6 +9,8 @@ import type { SyncNode } from './node.js';
 import type { Limits } from './outgoing.js';
 import { LinkPace, linkFailureOf } from './pace.js';
 import type { NodeStatus } from './types.js';
+import { fileRound, type FilesLink } from '../files/network.js';
+import { pendingFor } from './pending.js';
 
 /** What one exchange may take: its time budget, and how much the parent may answer with. */
 export interface ExchangeOptions {
@@ -29,6 +31,8 @@ export interface ParentLink {
    * name up again (a DDNS address that moved); called once at the start of every sync.
    */
   fresh?(): void;
+  /** one round of complex obs files (files/network.ts); absent: files do not travel this way */
+  exchangeFiles?: FilesLink['exchangeFiles'];
 }
 
 export interface SyncSummary {
@@ -154,7 +158,10 @@ export class NodeService {
         // Done when neither side has more and nothing came down to acknowledge: the reply's
         // version vector already acknowledges what went up, so a further empty round would only
         // cost its headers (about 10 s at 1 kbit/s).
-        if (!reply.changes.length && !env.more && !reply.more) break;
+        if (!reply.changes.length && !env.more && !reply.more) {
+          // Rows settled: complex obs files now, until done or rows may be waiting again.
+          if (!(await this.fileRounds(parent.nodeId, pace, summary))) break;
+        }
         if (summary.rounds > 100_000)
           throw new SyncError('state', 'The exchange did not settle; it will be tried again.');
       }
@@ -182,6 +189,39 @@ export class NodeService {
       }
       this.emit({ type: 'sync-failed', message: e.message, kind: e.kind });
       throw e;
+    }
+  }
+
+  /**
+   * Complex obs files with the parent (files/network.ts), each round within the link's current
+   * batch size. True when a row round is due first: this node has new rows for the parent, or
+   * the parent may (a sync interval has passed), so a long file never holds rows back.
+   */
+  private async fileRounds(
+    parentId: string,
+    pace: LinkPace,
+    summary: SyncSummary,
+  ): Promise<boolean> {
+    const link = this.link;
+    if (!link?.exchangeFiles) return false;
+    const files = { exchangeFiles: link.exchangeFiles.bind(link) };
+    const started = Date.now();
+    for (;;) {
+      const t0 = Date.now();
+      const limits = pace.limits();
+      const round = await fileRound(this.node, parentId, files, {
+        budget: limits.bytes,
+        timeoutMs: (requestBytes) => pace.timeoutMs(requestBytes, limits.bytes),
+      });
+      if (!round) return false;
+      pace.succeeded(round.bytesUp + round.bytesDown, Date.now() - t0);
+      summary.rounds++;
+      summary.bytesUp += round.bytesUp;
+      summary.bytesDown += round.bytesDown;
+      if (!round.moved) return false;
+      await this.node.pickup();
+      if ((await pendingFor(this.node.pool, parentId)) > 0) return true;
+      if (Date.now() - started > this.node.settings.sync.intervalSeconds * 1000) return true;
     }
   }
 

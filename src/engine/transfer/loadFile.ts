@@ -15,6 +15,7 @@ import { sharedSecret } from './keys.js';
 import { TRANSFER_MAX_BYTES, frames, splitFile, unseal, type TransferHeader } from './sealed.js';
 import type { ImportSummary } from './types.js';
 import { writeTransferFile } from './writeFile.js';
+import { loadFilesBeside } from '../files/usb.js';
 
 /**
  * Limits for one envelope of a file: the file is authenticated before any envelope is read, so
@@ -66,6 +67,8 @@ export async function loadTransferFile(
       { cause: e },
     );
   }
+  // Complex obs files beside the rows (files/usb.ts), before the reply so it carries our answers.
+  await loadFilesBeside(node, peer, full);
   const [parked] = await queryRows(node.pool, 'SELECT COUNT(*) AS n FROM clinicsync_parked');
   const summary: ImportSummary = {
     from: peer.name,

@@ -10,6 +10,7 @@ import { transferFileName } from './fileName.js';
 import { sharedSecret } from './keys.js';
 import { SEAL_END_BYTES, Sealer, TRANSFER_MAX_BYTES, sealedFrameBytes } from './sealed.js';
 import type { ExportSummary } from './types.js';
+import { writeFilesBeside } from '../files/usb.js';
 
 /** Room left on a key beyond the file, for the file system's own needs. */
 const FREE_MARGIN_BYTES = 256 * 1024;
@@ -103,6 +104,8 @@ export async function writeTransferFile(
     await fs.rm(partial, { force: true }).catch(() => undefined);
     throw e instanceof SyncError ? e : writeFailure(e, folder);
   }
+  // Complex obs files only behind a complete set of rows, in the room the rows left.
+  if (complete) await writeFilesBeside(node, peer, file, budget - bytes);
   return { file, sent, bytes, complete };
 }
 

@@ -29,6 +29,7 @@ import {
   type PairRequest,
   type PairResult,
 } from './pairing.js';
+import { FILES_BUDGET_HEADER, FILES_PATH } from '../files/network.js';
 
 /*
  * A child's side of the link to its parent (DESIGN §1, §5, §8), over undici: a keep-alive agent
@@ -387,6 +388,28 @@ export class ParentClient implements ParentLink {
     }
   }
 
+  /**
+   * One round of complex obs files (FilesLink): a file message up, the parent's down; null when
+   * the parent's ClinicSync is older than complex obs files (it does not serve the route).
+   */
+  async exchangeFiles(
+    body: Buffer,
+    opts: { budget: number; timeoutMs: number },
+  ): Promise<{ body: Buffer; bytesUp: number; bytesDown: number } | null> {
+    const { nodeId } = this.credentials();
+    const a = await this.signedBuffered(
+      FILES_PATH,
+      body,
+      'application/octet-stream',
+      nodeId,
+      opts.timeoutMs,
+      { [FILES_BUDGET_HEADER]: String(opts.budget) },
+      true,
+    );
+    if (a.status === 404) return null;
+    return { body: a.body, bytesUp: a.bytesUp, bytesDown: a.bytesDown };
+  }
+
   async close(): Promise<void> {
     await this.agent.close().catch(() => undefined);
   }
@@ -580,6 +603,8 @@ export class ParentClient implements ParentLink {
     signer: string,
     totalMs = this.timeoutMs,
     extraHeaders: Record<string, string> = {},
+    /** a signed 404 (a parent from before the route existed) is returned, not thrown */
+    notFoundOk = false,
   ): Promise<BufferedAnswer> {
     const { secret } = this.credentials();
     const nodeId = signer;
@@ -606,6 +631,7 @@ export class ParentClient implements ParentLink {
       bytesDown += a.bytesDown;
       const signed = this.checkAnswer(a, nonce, secret, sentAt);
       if (this.shouldRetryTime(a, signed, attempt)) continue;
+      if (a.status === 404 && notFoundOk && signed) return { ...a, bytesUp, bytesDown };
       if (a.status !== 200) throw this.failure(a);
       if (!signed) throw this.forged();
       return { ...a, bytesUp, bytesDown };

@@ -35,6 +35,7 @@ import {
 } from './auth.js';
 import { acceptPairing, type ParentIdentity } from './pairing.js';
 import { checkBatchAgainstSchema } from './schemaCheck.js';
+import { FILES_PATH, filesRoute } from '../files/network.js';
 
 /*
  * The endpoints children call (issue 4, DESIGN §5 and §8), on node:http: the handful of routes
@@ -200,6 +201,8 @@ export async function startSyncServer(opts: SyncServerOptions): Promise<SyncServ
   addRoute('/v1/exchange', (req) => exchange(node, req, { maxBody, maxInflated }, log), {
     exclusive: true,
   });
+  // Complex obs files (issue 12): every parent serves them; a node without files answers empty.
+  addRoute(FILES_PATH, filesRoute(), { exclusive: true });
   for (const [path, r] of Object.entries(opts.extraRoutes ?? {})) {
     if (typeof r === 'function') addRoute(path, r);
     else addRoute(path, r.handler, r.options);
