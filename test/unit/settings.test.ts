@@ -52,6 +52,7 @@ describe('settings schema', () => {
         logMaxBytes: 5242880,
         logFiles: 5,
       },
+      openmrs: { url: '', user: '', refreshBatch: 50 },
     });
   });
 
@@ -169,6 +170,9 @@ describe('config keys', () => {
       'storage.journalKeepHours',
       'storage.logMaxBytes',
       'storage.logFiles',
+      'openmrs.url',
+      'openmrs.user',
+      'openmrs.refreshBatch',
     ]);
     expect(settableKeys()).toEqual(
       leafKeys().filter((k) => !/^(settingsVersion|name|role|parent)$/.test(k)),
@@ -187,6 +191,25 @@ describe('config keys', () => {
     expect(base.sync.intervalSeconds).toBe(600);
     expect(setSetting(s, 'sync.compression', 'ON').sync.compression).toBe(true);
     expect(setSetting(s, 'tables.exclude', '').tables.exclude).toEqual([]);
+  });
+
+  it('names the running OpenMRS to refresh, or none, and refuses what cannot be one', () => {
+    let s = setSetting(base, 'openmrs.url', 'http://localhost:8080/openmrs');
+    s = setSetting(s, 'openmrs.user', 'admin');
+    s = setSetting(s, 'openmrs.refreshBatch', '20');
+    expect(s.openmrs).toEqual({
+      url: 'http://localhost:8080/openmrs',
+      user: 'admin',
+      refreshBatch: 20,
+    });
+    expect(setSetting(s, 'openmrs.url', '').openmrs.url).toBe('');
+    expect(thrown(() => setSetting(s, 'openmrs.url', 'localhost:8080')).message).toBe(
+      'The setting openmrs.url must be OpenMRS\'s address, like http://localhost:8080/openmrs, or empty for none, not "localhost:8080".',
+    );
+    expect(thrown(() => setSetting(s, 'openmrs.user', 'a b')).message).toMatch(
+      /^The setting openmrs\.user must be an OpenMRS user name/,
+    );
+    expect(thrown(() => setSetting(s, 'openmrs.refreshBatch', '0')).kind).toBe('usage');
   });
 
   it('gets values in the spelling config set accepts', () => {

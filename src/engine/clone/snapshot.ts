@@ -66,6 +66,7 @@ export const PRIVATE_TABLES: readonly string[] = [
   'clinicsync_exchange',
   'clinicsync_lock_holder',
   'clinicsync_capture',
+  'clinicsync_openmrs_refresh',
 ];
 
 /** Made first on the child, so a half-loaded database is marked as such from the start. */
