@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SyncNode } from '../../src/engine/node/node.js';
-import { OPENMRS_PASSWORD_SECRET } from '../../src/engine/openmrs/refresh.js';
+import { OPENMRS_PASSWORD_SECRET } from '../../src/engine/openmrs/password.js';
 import { loadSampleDb } from '../helpers/db.js';
 import { createPatient, type NewPatient } from '../helpers/openmrs.js';
 import { OpenmrsStandIn, type RecordedCall } from '../helpers/openmrsStandIn.js';

@@ -2,6 +2,7 @@ import type { Pool, Queryable } from '../db/pool.js';
 import { execute, inTransaction, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import type { Home } from '../config/home.js';
+import { OPENMRS_PASSWORD_SECRET } from './password.js';
 import type { Settings } from '../config/settings.js';
 import { callOpenmrs, type RefreshCall, type RefreshKind } from './restCalls.js';
 
@@ -13,8 +14,6 @@ import { callOpenmrs, type RefreshCall, type RefreshKind } from './restCalls.js'
  * them to OpenMRS in batches and deletes each once OpenMRS confirms it; when OpenMRS is away the
  * rest waits, retried with growing pauses. Nothing here can fail or slow down the sync itself.
  */
-
-export const OPENMRS_PASSWORD_SECRET = 'openmrs-password';
 
 /** What a change to a table asks of OpenMRS: the REST resource, and whether it is searchable. */
 interface Target {
