@@ -342,7 +342,10 @@ export const en = {
       hl7: 'Incoming HL7 messages are processed where they arrive.',
       idgen: 'Identifier generator state must differ per server.',
       sync: 'Tables of the old OpenMRS sync module.',
-      ui: 'Per-server user interface state.',
+      ui: 'Per-server sign-in and screen state (failed sign-ins, lockouts, alerts read).',
+      searchIndex:
+        'The concept search index of OpenMRS 1.x, which each server rebuilds from the concepts.',
+      caches: 'A cache of concept sets that each server of OpenMRS 1.x rebuilds.',
     },
   },
   usb: {

@@ -345,7 +345,10 @@ export const fr: Messages = {
       hl7: 'Les messages HL7 reçus sont traités là où ils arrivent.',
       idgen: 'L’état du générateur d’identifiants doit différer d’un serveur à l’autre.',
       sync: 'Tables de l’ancien module de synchronisation d’OpenMRS.',
-      ui: 'État de l’interface propre à chaque serveur.',
+      ui: 'État des connexions et de l’écran propre à chaque serveur (connexions échouées, blocages, alertes lues).',
+      searchIndex:
+        'L’index de recherche des concepts d’OpenMRS 1.x, que chaque serveur reconstruit à partir des concepts.',
+      caches: 'Un cache des ensembles de concepts que chaque serveur d’OpenMRS 1.x reconstruit.',
     },
   },
   usb: {
