@@ -125,6 +125,12 @@ export const en = {
     capturePaused:
       'Recording of changes is paused (for an OpenMRS upgrade). Resume it with "clinic-sync capture resume".',
     syncDone: 'Done: {{sent}} sent, {{received}} received.',
+    openmrsUpToDate: 'OpenMRS has been told about everything received.',
+    openmrsSending_one: 'Telling OpenMRS about received records: {{count, number}} step left.',
+    openmrsSending_other: 'Telling OpenMRS about received records: {{count, number}} steps left.',
+    openmrsTitle: 'OpenMRS could not be told about received records',
+    openmrsNext:
+      'Patients that arrived may not show in OpenMRS searches yet. Check that OpenMRS is running; ClinicSync tries again by itself.',
   },
   errors: {
     usage: {

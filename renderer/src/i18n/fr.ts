@@ -125,6 +125,14 @@ export const fr: Messages = {
     capturePaused:
       'L’enregistrement des modifications est en pause (pour une mise à jour d’OpenMRS). Reprenez-le avec « clinic-sync capture resume ».',
     syncDone: 'Terminé : {{sent}} envoyées, {{received}} reçues.',
+    openmrsUpToDate: 'OpenMRS a été informé de tout ce qui a été reçu.',
+    openmrsSending_one:
+      'OpenMRS est informé des enregistrements reçus : {{count, number}} étape restante.',
+    openmrsSending_other:
+      'OpenMRS est informé des enregistrements reçus : {{count, number}} étapes restantes.',
+    openmrsTitle: 'OpenMRS n’a pas pu être informé des enregistrements reçus',
+    openmrsNext:
+      'Les patients arrivés peuvent ne pas encore apparaître dans les recherches d’OpenMRS. Vérifiez qu’OpenMRS fonctionne ; ClinicSync réessaie de lui-même.',
   },
   errors: {
     usage: {
