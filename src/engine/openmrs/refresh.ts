@@ -83,6 +83,7 @@ export async function queueRefreshes(
           WHERE lsn > ? AND lsn <= ? AND origin <> ? AND tbl IN (${REFRESHED_TABLES.map(() => '?').join(',')})`,
         [from, to, nodeId, ...REFRESHED_TABLES],
       );
+      const rows: unknown[][] = [];
       for (const c of changes) {
         const target = TARGETS[String(c.tbl)]!;
         const ident = c.ident === null ? '' : String(c.ident);
@@ -90,16 +91,19 @@ export async function queueRefreshes(
         const uuid = String(c.op) !== 'D' && UUID.test(ident) ? ident : '';
         const kinds: RefreshKind[] = target.index ? ['cache', 'index'] : ['cache'];
         for (const what of kinds) {
-          await execute(
-            conn,
-            `INSERT INTO clinicsync_openmrs_refresh (what, resource, sub_resource, uuid, origin, seq)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON DUPLICATE KEY UPDATE origin = VALUES(origin), seq = VALUES(seq), tries = 0`,
-            [what, target.resource, target.subResource, uuid, c.origin, c.seq],
-          );
-          queued++;
+          rows.push([what, target.resource, target.subResource, uuid, c.origin, c.seq]);
         }
       }
+      for (let i = 0; i < rows.length; i += 500) {
+        await execute(
+          conn,
+          `INSERT INTO clinicsync_openmrs_refresh (what, resource, sub_resource, uuid, origin, seq)
+           VALUES ?
+           ON DUPLICATE KEY UPDATE origin = VALUES(origin), seq = VALUES(seq), tries = 0`,
+          [rows.slice(i, i + 500)],
+        );
+      }
+      queued = rows.length;
     }
     await execute(
       conn,

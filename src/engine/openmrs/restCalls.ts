@@ -102,6 +102,9 @@ function networkReason(e: unknown): string {
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return 'the address cannot be found';
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+      return 'the connection was cut (has OpenMRS stopped?)';
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
