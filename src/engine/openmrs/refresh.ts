@@ -205,11 +205,6 @@ export class OpenmrsRefresher {
     if (!this.stopped && !this.timer && !this.running) this.schedule(2_000);
   }
 
-  /** Resolves once no round is running (tests). */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
