@@ -30,7 +30,7 @@ export function describeStatus(s: NodeStatus): string[] {
 }
 
 function describeOpenmrsRefresh(r: OpenmrsRefreshStatus): string {
-  if (r.problem) return `OpenMRS: ${r.problem}`;
+  if (r.problem) return r.problem;
   if (r.pending === 0) return `OpenMRS (${r.url}): up to date with what was received`;
   return `OpenMRS (${r.url}): ${r.pending} refreshes being sent`;
 }
