@@ -12,4 +12,6 @@ export const PRESET_LEFT_OUT = [
   },
   { key: 'sync', tables: 'sync_…' },
   { key: 'ui', tables: 'notification_alert_recipient, user_property' },
+  { key: 'searchIndex', tables: 'concept_word' },
+  { key: 'caches', tables: 'concept_set_derived' },
 ] as const;

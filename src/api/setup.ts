@@ -97,6 +97,7 @@ export async function detectOpenmrs(opts: FindOptions = {}): Promise<OpenmrsDete
     file: found?.file ?? null,
     dbUrl: found?.dbUrl ?? null,
     password: found?.password ?? null,
+    appDataDir: found?.appDataDir ?? null,
   };
 }
 

@@ -303,6 +303,8 @@ export interface OpenmrsDetection {
   dbUrl: string | null;
   /** the password OpenMRS uses, or null */
   password: string | null;
+  /** OpenMRS's application data folder (complex obs files, modules), or null */
+  appDataDir?: string | null;
 }
 
 export interface DatabaseTestRequest {

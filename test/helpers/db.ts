@@ -44,7 +44,10 @@ export async function createTestDb(prefix = 'cs_test'): Promise<TestDb> {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const SHARED_DIR = path.resolve(here, '../../../shared');
+// CLINIC_SYNC_SHARED_DIR: for a checkout that is not beside shared/ (a git worktree elsewhere).
+export const SHARED_DIR = path.resolve(
+  process.env.CLINIC_SYNC_SHARED_DIR ?? path.resolve(here, '../../../shared'),
+);
 
 /**
  * Loads one of the real sample databases (../shared/data) into a fresh test database. Where the

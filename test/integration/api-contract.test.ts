@@ -599,6 +599,8 @@ export function syncApiContract(name: string, makeApi: MakeApi): void {
           file,
           dbUrl: 'mysql://openmrs_user@127.0.0.1:3306/openmrs',
           password: 'p=ss',
+          // The file was named, not found in an application data folder, and names none.
+          appDataDir: null,
         });
       } finally {
         if (before === undefined) delete process.env.OPENMRS_RUNTIME_PROPERTIES_FILE;

@@ -172,6 +172,59 @@ describe('clinic-sync config', () => {
     expect(fs.statSync(path.join(homeDir, 'secrets')).mode & 0o777).toBe(0o700);
     expect(home.load()?.sync.compression).toBe(false);
   });
+
+  it('names the OpenMRS to refresh, its user and password (kept as a 0600 secret)', async () => {
+    const home = makeNode();
+    const pwFile = path.join(dir, 'openmrs-pw');
+    fs.writeFileSync(pwFile, 'Admin123\n');
+    const url = await cli([
+      '--home',
+      homeDir,
+      'config',
+      'set',
+      'openmrs.url',
+      'http://localhost:8080/openmrs',
+    ]);
+    expect(url).toEqual({
+      code: 0,
+      stdout: 'openmrs.url is now http://localhost:8080/openmrs.\n',
+      stderr: '',
+    });
+    const user = await cli([
+      '--home',
+      homeDir,
+      'config',
+      'set',
+      'openmrs.user',
+      'admin',
+      '--password-file',
+      pwFile,
+    ]);
+    expect(user).toMatchObject({ code: 0, stderr: '' });
+    expect(home.load()?.openmrs).toMatchObject({
+      url: 'http://localhost:8080/openmrs',
+      user: 'admin',
+    });
+    expect(home.readSecret('openmrs-password')).toBe('Admin123');
+    expect(fs.statSync(path.join(homeDir, 'secrets', 'openmrs-password')).mode & 0o777).toBe(0o600);
+    // Never in the settings file.
+    expect(fs.readFileSync(home.settingsPath, 'utf8')).not.toContain('Admin123');
+
+    const wrong = await cli([
+      '--home',
+      homeDir,
+      'config',
+      'set',
+      'sync.retries',
+      '3',
+      '--password-file',
+      pwFile,
+    ]);
+    expect(wrong.code).toBe(2);
+    expectOneSentence(wrong);
+    expect(wrong.stderr).toContain('--password-file goes with openmrs.user');
+    expect(home.load()?.sync.retries).toBe(5);
+  });
 });
 
 describe('clinic-sync init with a password', () => {

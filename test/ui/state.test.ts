@@ -214,6 +214,33 @@ describe('the status screen', () => {
     });
   }
 
+  for (const language of LANGUAGES) {
+    it(`says in ${language} whether the clinic's OpenMRS has been told what arrived`, () => {
+      const t = createI18n(language).t;
+      const url = 'http://localhost:8080/openmrs';
+      const none = renderStatus(apiStatus(node(), calm), language);
+      expect(none).not.toContain('data-testid="openmrs-refresh"');
+      const done = renderStatus(
+        apiStatus(node({ openmrsRefresh: { url, pending: 0, problem: null } }), calm),
+        language,
+      );
+      expect(done).toContain(html(t('status.openmrsUpToDate')));
+      const sending = renderStatus(
+        apiStatus(node({ openmrsRefresh: { url, pending: 4, problem: null } }), calm),
+        language,
+      );
+      expect(sending).toContain(html(t('status.openmrsSending', { count: 4 })));
+      const problem = `OpenMRS at ${url} could not be refreshed (it is busy or starting (answer 503)).`;
+      const away = renderStatus(
+        apiStatus(node({ openmrsRefresh: { url, pending: 4, problem } }), calm),
+        language,
+      );
+      expect(away).toContain(html(t('status.openmrsTitle')));
+      expect(away).toContain(html(t('status.openmrsNext')));
+      expect(away).toContain(html(problem));
+    });
+  }
+
   it("shows a main server's clinics by how recently they were in contact", () => {
     const ago = (h: number) => new Date(Date.now() - h * HOUR).toISOString();
     const children = [

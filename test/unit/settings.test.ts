@@ -53,6 +53,7 @@ describe('settings schema', () => {
         logFiles: 5,
       },
       complexObs: { dataDir: null, maxFileMegabytes: 100, chunkBytes: 4096 },
+      openmrs: { url: '', user: '', refreshBatch: 50 },
     });
   });
 
@@ -173,6 +174,9 @@ describe('config keys', () => {
       'complexObs.dataDir',
       'complexObs.maxFileMegabytes',
       'complexObs.chunkBytes',
+      'openmrs.url',
+      'openmrs.user',
+      'openmrs.refreshBatch',
     ]);
     expect(settableKeys()).toEqual(
       leafKeys().filter((k) => !/^(settingsVersion|name|role|parent)$/.test(k)),
@@ -191,6 +195,25 @@ describe('config keys', () => {
     expect(base.sync.intervalSeconds).toBe(600);
     expect(setSetting(s, 'sync.compression', 'ON').sync.compression).toBe(true);
     expect(setSetting(s, 'tables.exclude', '').tables.exclude).toEqual([]);
+  });
+
+  it('names the running OpenMRS to refresh, or none, and refuses what cannot be one', () => {
+    let s = setSetting(base, 'openmrs.url', 'http://localhost:8080/openmrs');
+    s = setSetting(s, 'openmrs.user', 'admin');
+    s = setSetting(s, 'openmrs.refreshBatch', '20');
+    expect(s.openmrs).toEqual({
+      url: 'http://localhost:8080/openmrs',
+      user: 'admin',
+      refreshBatch: 20,
+    });
+    expect(setSetting(s, 'openmrs.url', '').openmrs.url).toBe('');
+    expect(thrown(() => setSetting(s, 'openmrs.url', 'localhost:8080')).message).toBe(
+      'The setting openmrs.url must be OpenMRS\'s address, like http://localhost:8080/openmrs, or empty for none, not "localhost:8080".',
+    );
+    expect(thrown(() => setSetting(s, 'openmrs.user', 'a b')).message).toMatch(
+      /^The setting openmrs\.user must be an OpenMRS user name/,
+    );
+    expect(thrown(() => setSetting(s, 'openmrs.refreshBatch', '0')).kind).toBe('usage');
   });
 
   it('gets values in the spelling config set accepts', () => {

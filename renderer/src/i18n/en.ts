@@ -125,6 +125,12 @@ export const en = {
     capturePaused:
       'Recording of changes is paused (for an OpenMRS upgrade). Resume it with "clinic-sync capture resume".',
     syncDone: 'Done: {{sent}} sent, {{received}} received.',
+    openmrsUpToDate: 'OpenMRS has been told about everything received.',
+    openmrsSending_one: 'Telling OpenMRS about received records: {{count, number}} step left.',
+    openmrsSending_other: 'Telling OpenMRS about received records: {{count, number}} steps left.',
+    openmrsTitle: 'OpenMRS could not be told about received records',
+    openmrsNext:
+      'Patients that arrived may not show in OpenMRS searches yet. Check that OpenMRS is running; ClinicSync tries again by itself.',
   },
   errors: {
     usage: {
@@ -342,7 +348,10 @@ export const en = {
       hl7: 'Incoming HL7 messages are processed where they arrive.',
       idgen: 'Identifier generator state must differ per server.',
       sync: 'Tables of the old OpenMRS sync module.',
-      ui: 'Per-server user interface state.',
+      ui: 'Per-server sign-in and screen state (failed sign-ins, lockouts, alerts read).',
+      searchIndex:
+        'The concept search index of OpenMRS 1.x, which each server rebuilds from the concepts.',
+      caches: 'A cache of concept sets that each server of OpenMRS 1.x rebuilds.',
     },
   },
   usb: {

@@ -125,6 +125,14 @@ export const fr: Messages = {
     capturePaused:
       'L’enregistrement des modifications est en pause (pour une mise à jour d’OpenMRS). Reprenez-le avec « clinic-sync capture resume ».',
     syncDone: 'Terminé : {{sent}} envoyées, {{received}} reçues.',
+    openmrsUpToDate: 'OpenMRS a été informé de tout ce qui a été reçu.',
+    openmrsSending_one:
+      'OpenMRS est informé des enregistrements reçus : {{count, number}} étape restante.',
+    openmrsSending_other:
+      'OpenMRS est informé des enregistrements reçus : {{count, number}} étapes restantes.',
+    openmrsTitle: 'OpenMRS n’a pas pu être informé des enregistrements reçus',
+    openmrsNext:
+      'Les patients arrivés peuvent ne pas encore apparaître dans les recherches d’OpenMRS. Vérifiez qu’OpenMRS fonctionne ; ClinicSync réessaie de lui-même.',
   },
   errors: {
     usage: {
@@ -345,7 +353,10 @@ export const fr: Messages = {
       hl7: 'Les messages HL7 reçus sont traités là où ils arrivent.',
       idgen: 'L’état du générateur d’identifiants doit différer d’un serveur à l’autre.',
       sync: 'Tables de l’ancien module de synchronisation d’OpenMRS.',
-      ui: 'État de l’interface propre à chaque serveur.',
+      ui: 'État des connexions et de l’écran propre à chaque serveur (connexions échouées, blocages, alertes lues).',
+      searchIndex:
+        'L’index de recherche des concepts d’OpenMRS 1.x, que chaque serveur reconstruit à partir des concepts.',
+      caches: 'Un cache des ensembles de concepts que chaque serveur d’OpenMRS 1.x reconstruit.',
     },
   },
   usb: {

@@ -194,6 +194,20 @@ export function StatusScreen({
           {status.capturePaused && (
             <p className="notice notice-warning">{t('status.capturePaused')}</p>
           )}
+          {status.openmrsRefresh &&
+            (status.openmrsRefresh.problem ? (
+              <div className="notice notice-warning" data-testid="openmrs-refresh">
+                <p className="notice-title">{t('status.openmrsTitle')}</p>
+                <p>{t('status.openmrsNext')}</p>
+                <p className="notice-detail">{status.openmrsRefresh.problem}</p>
+              </div>
+            ) : (
+              <p className="hint" data-testid="openmrs-refresh">
+                {status.openmrsRefresh.pending === 0
+                  ? t('status.openmrsUpToDate')
+                  : t('status.openmrsSending', { count: status.openmrsRefresh.pending })}
+              </p>
+            ))}
 
           {parked.length > 0 && (
             <section className="panel" aria-labelledby="parked-title">

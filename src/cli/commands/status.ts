@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { NodeStatus } from '../../engine/node/types.js';
+import type { OpenmrsRefreshStatus } from '../../engine/openmrs/refresh.js';
 import { withNode, type CliContext } from '../context.js';
 
 /** `status [--json]`: the node's state; --json prints exactly one JSON object (NodeStatus). */
@@ -24,7 +25,14 @@ export function describeStatus(s: NodeStatus): string[] {
     `Last successful sync: ${s.lastSuccessAt ?? 'never'}`,
     `Last error: ${s.lastError ?? 'none'}`,
     `Journal size: ${formatBytes(s.journalBytes)}`,
+    ...(s.openmrsRefresh ? [describeOpenmrsRefresh(s.openmrsRefresh)] : []),
   ];
+}
+
+function describeOpenmrsRefresh(r: OpenmrsRefreshStatus): string {
+  if (r.problem) return r.problem;
+  if (r.pending === 0) return `OpenMRS (${r.url}): up to date with what was received`;
+  return `OpenMRS (${r.url}): ${r.pending} refreshes being sent`;
 }
 
 function formatBytes(n: number): string {

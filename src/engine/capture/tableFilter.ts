@@ -21,7 +21,15 @@ export const OPENMRS_LEFT_OUT: { pattern: RegExp; reason: string }[] = [
   { pattern: /^sync_/, reason: 'tables of the old OpenMRS sync module' },
   {
     pattern: /^(notification_alert_recipient|user_property)$/,
-    reason: 'per-server user interface state',
+    reason: 'per-server sign-in and screen state (failed sign-ins, lockouts, alerts read)',
+  },
+  {
+    pattern: /^concept_word$/,
+    reason: 'the concept search index of OpenMRS 1.x, which each server rebuilds from the concepts',
+  },
+  {
+    pattern: /^concept_set_derived$/,
+    reason: 'a cache of concept sets that each server of OpenMRS 1.x rebuilds',
   },
 ];
 

@@ -37,6 +37,12 @@ export async function adoptAsChild(
     await setMeta(conn, 'seq', '0');
     await setMeta(conn, 'capture_paused', '0');
     await execute(conn, 'DELETE FROM clinicsync_capture');
+    // The parent's OpenMRS refreshes are its own; this one's start from the copy.
+    await execute(conn, 'DELETE FROM clinicsync_openmrs_refresh');
+    await execute(
+      conn,
+      "UPDATE clinicsync_meta SET v = (SELECT COALESCE(MAX(lsn), 0) FROM clinicsync_log) WHERE k = 'openmrs_refresh_lsn'",
+    );
     await execute(conn, 'UPDATE clinicsync_log SET src = ?', [parent.nodeId]);
     for (const table of [
       'clinicsync_peer_vv',

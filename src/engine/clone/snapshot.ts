@@ -70,6 +70,7 @@ export const PRIVATE_TABLES: readonly string[] = [
   'clinicsync_file_hash',
   'clinicsync_file_out',
   'clinicsync_file_in',
+  'clinicsync_openmrs_refresh',
 ];
 
 /** Made first on the child, so a half-loaded database is marked as such from the start. */

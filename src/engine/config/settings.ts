@@ -124,6 +124,29 @@ export const complexObsSchema = z
   })
   .strict();
 
+/*
+ * The running OpenMRS this node's database belongs to, refreshed after each applied batch (its
+ * caches and search index). An empty url turns that off. Its password is a secret, not a setting.
+ */
+export const openmrsSchema = z
+  .object({
+    url: z
+      .string()
+      .refine((s) => s === '' || isHttpUrl(s))
+      .default('')
+      .describe("must be OpenMRS's address, like http://localhost:8080/openmrs, or empty for none"),
+    user: z
+      .string()
+      .max(100)
+      .regex(/^[^\s:]*$/)
+      .default('')
+      .describe('must be an OpenMRS user name (no spaces or colons), or empty'),
+    refreshBatch: wholeNumber(1, 1_000)
+      .default(50)
+      .describe('must be a whole number of refresh calls from 1 to 1000'),
+  })
+  .strict();
+
 export const settingsSchema = z
   .object({
     settingsVersion: z
@@ -158,6 +181,7 @@ export const settingsSchema = z
     complexObs: complexObsSchema
       .prefault({})
       .describe('must be a group of complex obs file settings'),
+    openmrs: openmrsSchema.prefault({}).describe('must be a group of OpenMRS settings'),
   })
   .strict()
   .refine((s) => (s.role === 'root') === (s.parent === null), {
@@ -241,7 +265,7 @@ export function leafKeys(): string[] {
 /** The keys `config set` accepts; name, role and parent belong to init and clone. */
 export function settableKeys(): string[] {
   return leafKeys().filter(
-    (k) => k === 'db' || /^(sync|tables|server|storage|complexObs)\./.test(k),
+    (k) => k === 'db' || /^(sync|tables|server|storage|complexObs|openmrs)\./.test(k),
   );
 }
 

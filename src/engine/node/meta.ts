@@ -13,7 +13,11 @@ export type MetaKey =
   | 'capture_paused'
   | 'schema_shape'
   /** present while a clone is being loaded or after one failed: the node must not be used */
-  | 'clone_incomplete';
+  | 'clone_incomplete'
+  /** the log position up to which received changes were queued for OpenMRS to refresh */
+  | 'openmrs_refresh_lsn'
+  /** a sentence while the running OpenMRS could not be refreshed */
+  | 'openmrs_refresh_problem';
 
 export async function getMeta(db: Queryable, key: MetaKey): Promise<string | null> {
   const rows = await queryRows(db, 'SELECT v FROM clinicsync_meta WHERE k = ?', [key]);

@@ -197,6 +197,24 @@ const STEPS: string[][] = [
        KEY file_in_peer (peer, state)
      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ],
+  // 7: what the running OpenMRS still has to refresh (cache evictions, search index updates) for
+  // received changes, kept until OpenMRS confirms, so a restart or a stopped OpenMRS forgets none
+  [
+    `CREATE TABLE clinicsync_openmrs_refresh (
+       id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       what VARCHAR(8) CHARACTER SET ascii NOT NULL,
+       resource VARCHAR(64) CHARACTER SET ascii NOT NULL,
+       sub_resource VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT '',
+       uuid VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT '',
+       origin CHAR(16) CHARACTER SET ascii NULL,
+       seq BIGINT UNSIGNED NULL,
+       tries INT UNSIGNED NOT NULL DEFAULT 0,
+       UNIQUE KEY refresh_target (what, resource, sub_resource, uuid)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // Changes received before this are not OpenMRS's news any more.
+    `INSERT INTO clinicsync_meta (k, v)
+       SELECT 'openmrs_refresh_lsn', COALESCE(MAX(lsn), 0) FROM clinicsync_log`,
+  ],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

@@ -23,6 +23,7 @@ import { addPeer, listPeers, recordPeerVv, type Peer } from './peers.js';
 import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from './pending.js';
 import { lastExchanges } from './history.js';
 import { parkedWarning } from './parkedWarning.js';
+import { OpenmrsRefresher, queueRefreshes, refreshStatus } from '../openmrs/refresh.js';
 
 /**
  * 'wait' for another engine to finish, 'try' and fail at once, 'prefer' to take the lock when free
@@ -54,9 +55,14 @@ export class SyncNode {
     private lock: NodeLock | null,
   ) {
     this.capture = new Capture(pool, db.database, nodeId, settings.tables);
+    // Only the engine holding the node's lock talks to its OpenMRS.
+    this.openmrs =
+      lock && settings.openmrs.url !== '' ? new OpenmrsRefresher(pool, settings, home) : null;
   }
 
   readonly capture: Capture;
+  /** refreshes the running OpenMRS after applied batches, when the settings name one */
+  readonly openmrs: OpenmrsRefresher | null;
 
   /** Makes a database the root of a tree: privileges checked, tables made, triggers installed. */
   static async init(opts: {
@@ -150,7 +156,9 @@ export class SyncNode {
       await migrate(pool);
       const nodeId = (await getMeta(pool, 'node_id'))!;
       const incarnation = (await getMeta(pool, 'incarnation'))!;
-      return new SyncNode(pool, opts.db, opts.settings, opts.home, nodeId, incarnation, lock);
+      const node = new SyncNode(pool, opts.db, opts.settings, opts.home, nodeId, incarnation, lock);
+      node.openmrs?.start();
+      return node;
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw isSyncError(e) ? e : explainDbError(e, opts.db);
@@ -290,6 +298,7 @@ export class SyncNode {
       peerId,
     );
     await recordPeerVv(this.pool, peerId, env.vv);
+    await this.refreshOpenmrs();
     if (!fromFile) {
       await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
         Number(env.time) - nowMs,
@@ -308,6 +317,20 @@ export class SyncNode {
       [seen.toString()],
     );
     return result;
+  }
+
+  /**
+   * Queues what the running OpenMRS must refresh for the rows just applied, and starts sending it
+   * in the background (openmrs/refresh.ts). Never fails the sync: what could not be queued now is
+   * still in the log and is queued after the next batch.
+   */
+  private async refreshOpenmrs(): Promise<void> {
+    try {
+      await queueRefreshes(this.pool, this.nodeId, this.settings.openmrs.url !== '');
+      this.openmrs?.kick();
+    } catch {
+      // see above
+    }
   }
 
   /** How far a neighbour's clock ran ahead of this one at the last exchange, in ms (0: unknown). */
@@ -401,6 +424,7 @@ export class SyncNode {
       capturePaused: await this.capture.isPaused(),
       nodeId: this.nodeId,
       incarnation: this.incarnation,
+      openmrsRefresh: await refreshStatus(this.pool, this.settings),
     };
   }
 
@@ -433,6 +457,7 @@ export class SyncNode {
   }
 
   async close(): Promise<void> {
+    await this.openmrs?.stop();
     await this.lock?.release().catch(() => undefined);
     this.lock = null;
     await this.pool.end().catch(() => undefined);

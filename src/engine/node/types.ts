@@ -1,3 +1,5 @@
+import type { OpenmrsRefreshStatus } from '../openmrs/refresh.js';
+
 /** One child as its parent sees it. */
 export interface ChildStatus {
   name: string;
@@ -36,4 +38,6 @@ export interface NodeStatus {
   capturePaused: boolean;
   nodeId: string;
   incarnation: string;
+  /** the refresh of this node's running OpenMRS, or null when the settings name none */
+  openmrsRefresh?: OpenmrsRefreshStatus | null;
 }

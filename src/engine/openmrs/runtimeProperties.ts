@@ -77,6 +77,8 @@ export function runtimePropertiesCandidates(opts: FindOptions = {}): string[] {
 /** The first runtime properties file found in the usual places, read; null when there is none. */
 export async function findOpenmrsRuntime(opts: FindOptions = {}): Promise<OpenmrsRuntime | null> {
   const read = opts.readFile ?? ((file: string) => fs.readFile(file));
+  const env = opts.env ?? process.env;
+  const p = (opts.platform ?? process.platform) === 'win32' ? path.win32 : path.posix;
   for (const file of runtimePropertiesCandidates(opts)) {
     let bytes: Buffer;
     try {
@@ -84,13 +86,23 @@ export async function findOpenmrsRuntime(opts: FindOptions = {}): Promise<Openmr
     } catch {
       continue;
     }
-    return readRuntimeProperties(bytes, file);
+    // Every other place is an application data folder itself: OpenMRS uses the one it found the
+    // file in when the file names none.
+    const named = file === env.OPENMRS_RUNTIME_PROPERTIES_FILE;
+    return readRuntimeProperties(bytes, file, named ? null : p.dirname(file));
   }
   return null;
 }
 
-/** What one runtime properties file says. */
-export function readRuntimeProperties(bytes: Buffer, file: string): OpenmrsRuntime {
+/**
+ * What one runtime properties file says; `defaultAppDataDir` is the application data folder
+ * OpenMRS uses when the file names none.
+ */
+export function readRuntimeProperties(
+  bytes: Buffer,
+  file: string,
+  defaultAppDataDir: string | null = null,
+): OpenmrsRuntime {
   const props = parseProperties(decode(bytes));
   const user = props.get('connection.username') ?? null;
   const url = props.get('connection.url') ?? null;
@@ -100,7 +112,7 @@ export function readRuntimeProperties(bytes: Buffer, file: string): OpenmrsRunti
     file,
     dbUrl: jdbc ? dbUrl({ ...jdbc, user: user ?? jdbc.user ?? 'root' }) : null,
     password: password === '' ? null : password,
-    appDataDir: props.get('application_data_directory') || null,
+    appDataDir: props.get('application_data_directory') || defaultAppDataDir,
   };
 }
 

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { describeStatus } from '../../src/cli/commands/status.js';
+import type { NodeStatus } from '../../src/engine/node/types.js';
+
+const base: NodeStatus = {
+  name: 'Butaro',
+  role: 'child',
+  parent: 'https://district.example.org:8750',
+  pendingOut: 0,
+  pendingIn: 0,
+  parked: 0,
+  parkedWarning: null,
+  children: [],
+  lastSuccessAt: null,
+  lastError: null,
+  clockWarning: null,
+  journalBytes: 2048,
+  capturePaused: false,
+  nodeId: '0123456789abcdef',
+  incarnation: 'abcd1234',
+};
+
+/* `clinic-sync status` says in one line whether the clinic's OpenMRS has been refreshed. */
+describe('the OpenMRS line of status', () => {
+  const openmrsLine = (s: NodeStatus) => describeStatus(s).filter((l) => l.startsWith('OpenMRS'));
+  const url = 'http://localhost:8080/openmrs';
+
+  it('is absent when no OpenMRS is named', () => {
+    expect(openmrsLine(base)).toEqual([]);
+    expect(openmrsLine({ ...base, openmrsRefresh: null })).toEqual([]);
+  });
+
+  it('says up to date, still sending, or the problem in plain words', () => {
+    expect(openmrsLine({ ...base, openmrsRefresh: { url, pending: 0, problem: null } })).toEqual([
+      `OpenMRS (${url}): up to date with what was received`,
+    ]);
+    expect(openmrsLine({ ...base, openmrsRefresh: { url, pending: 7, problem: null } })).toEqual([
+      `OpenMRS (${url}): 7 refreshes being sent`,
+    ]);
+    const problem = `OpenMRS at ${url} could not be refreshed (no answer: nothing listens at that address (is OpenMRS running?)) at 2026-11-27 00:40 UTC; 7 refreshes of received patients, names, identifiers and concepts wait, so OpenMRS may not show or find them yet. The sync itself goes on, and ClinicSync tries again by itself.`;
+    expect(openmrsLine({ ...base, openmrsRefresh: { url, pending: 7, problem } })).toEqual([
+      problem,
+    ]);
+  });
+});
