@@ -33,6 +33,7 @@ function child(over: Partial<NodeStatus> = {}): NodeStatus {
     capturePaused: false,
     nodeId: '0123456789abcdef',
     incarnation: '01234567',
+    schemaWarning: null,
     ...over,
   };
 }

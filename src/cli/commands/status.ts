@@ -24,6 +24,7 @@ export function describeStatus(s: NodeStatus): string[] {
     `Last successful sync: ${s.lastSuccessAt ?? 'never'}`,
     `Last error: ${s.lastError ?? 'none'}`,
     `Journal size: ${formatBytes(s.journalBytes)}`,
+    ...(s.schemaWarning ? [`Tables waiting for an upgrade: ${s.schemaWarning}`] : []),
   ];
 }
 

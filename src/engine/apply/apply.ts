@@ -34,6 +34,7 @@ import {
   type Candidate,
 } from './resolve.js';
 import { refreshWholeTable } from './whole.js';
+import { PeerShapes } from './shapes.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -129,7 +130,12 @@ async function applyIn(
   for (const r of await queryRows(conn, 'SELECT origin, seq FROM clinicsync_vv FOR UPDATE')) {
     vv.set(String(r.origin), BigInt(String(r.seq)));
   }
-  const fingerprints = new Map(env.tables.map((t) => [t.name, t.fingerprint]));
+  const shapes = await PeerShapes.record(
+    conn,
+    (t) => ctx.plans.get(t)?.table.fingerprint,
+    env,
+    fromPeer,
+  );
   const queued = new Set(
     (await queryRows(conn, 'SELECT tbl, ihash FROM clinicsync_parked')).map((r) =>
       rowId(String(r.tbl), r.ihash as Buffer),
@@ -184,17 +190,14 @@ async function applyIn(
       result.filtered++;
       continue;
     }
-    const outcome =
-      fingerprints.get(c.table) !== plan.table.fingerprint
-        ? park(
-            `The table ${c.table} has different columns here than on the node that changed it; it waits until both run the same version.`,
-          )
-        : queued.has(rowId(c.table, ihash(c.ident)))
-          ? park('An earlier change to this row is still waiting.', {
-              table: c.table,
-              ident: c.ident,
-            })
-          : await attempt(ctx, conn, ids, plan, c);
+    const outcome = shapes.differs(c.table, fromPeer)
+      ? park(await shapes.reason([c.table], fromPeer))
+      : queued.has(rowId(c.table, ihash(c.ident)))
+        ? park('An earlier change to this row is still waiting.', {
+            table: c.table,
+            ident: c.ident,
+          })
+        : await attempt(ctx, conn, ids, plan, c);
     if (outcome.kind === 'park' || outcome.kind === 'partial') {
       await parkChange(conn, c, outcome);
       queued.add(rowId(c.table, ihash(c.ident)));
@@ -213,7 +216,7 @@ async function applyIn(
       part.flat(),
     );
   }
-  const retried = await retryParked(ctx, conn, ids);
+  const retried = await retryParked(ctx, conn, ids, shapes);
   result.applied += retried.applied;
   result.parked = Number(
     (await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_parked'))[0]!.n,
@@ -722,12 +725,13 @@ async function retryParked(
   ctx: ApplyContext,
   conn: PoolConnection,
   ids: Identities,
+  shapes: PeerShapes,
 ): Promise<{ applied: number; conflicts: number; whole: Set<string> }> {
   const out = { applied: 0, conflicts: 0, whole: new Set<string>() };
   for (;;) {
     const rows = await queryRows(
       conn,
-      `SELECT p.pid, p.tbl, p.ihash, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload, l.basis
+      `SELECT p.pid, p.tbl, p.ihash, l.src, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload, l.basis
          FROM clinicsync_parked p JOIN clinicsync_log l ON l.origin = p.origin AND l.seq = p.seq ORDER BY p.pid`,
     );
     let progress = false;
@@ -738,6 +742,8 @@ async function retryParked(
       blocked.add(id);
       const plan = ctx.plans.get(String(r.tbl));
       if (!plan) continue;
+      // its sender's table still has other columns: it waits for an upgrade (shapes.ts)
+      if (shapes.differs(plan.table.name, r.src == null ? null : String(r.src))) continue;
       const c: WireChange = {
         origin: String(r.origin),
         seq: String(r.seq),

@@ -44,6 +44,8 @@ export async function adoptAsChild(
       'clinicsync_pairing',
       'clinicsync_nonce',
       'clinicsync_exchange',
+      'clinicsync_peer_table',
+      'clinicsync_peer_software',
     ]) {
       await execute(conn, `DELETE FROM ${table}`);
     }

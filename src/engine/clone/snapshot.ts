@@ -66,6 +66,8 @@ export const PRIVATE_TABLES: readonly string[] = [
   'clinicsync_exchange',
   'clinicsync_lock_holder',
   'clinicsync_capture',
+  'clinicsync_peer_table',
+  'clinicsync_peer_software',
 ];
 
 /** Made first on the child, so a half-loaded database is marked as such from the start. */

@@ -167,6 +167,22 @@ const STEPS: string[][] = [
   // 5: what an update was made upon (the copy's creation clock, the clocks of the values it
   // replaced), so a delete beats updates to the old copy and concurrent overwrites are logged
   [`ALTER TABLE clinicsync_log ADD COLUMN basis TEXT CHARACTER SET ascii NULL`],
+  // 6: each neighbour's table fingerprints and OpenMRS versions as it last declared them (and the
+  // fingerprint last declared to it, `told`), so rows of a table whose columns differ wait until
+  // both sides match, and say why (issue 12)
+  [
+    `CREATE TABLE clinicsync_peer_table (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       tbl VARCHAR(64) NOT NULL,
+       fingerprint VARCHAR(64) CHARACTER SET ascii NULL,
+       told VARCHAR(64) CHARACTER SET ascii NULL,
+       PRIMARY KEY (peer, tbl)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE clinicsync_peer_software (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+       software TEXT CHARACTER SET ascii NOT NULL
+     ) ENGINE=InnoDB`,
+  ],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

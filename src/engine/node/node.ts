@@ -23,6 +23,9 @@ import { addPeer, listPeers, recordPeerVv, type Peer } from './peers.js';
 import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from './pending.js';
 import { lastExchanges } from './history.js';
 import { parkedWarning } from './parkedWarning.js';
+import { declareShapes } from './declare.js';
+import { PeerShapes } from '../apply/shapes.js';
+import { introspect } from '../db/schema.js';
 
 /**
  * 'wait' for another engine to finish, 'try' and fail at once, 'prefer' to take the lock when free
@@ -196,7 +199,7 @@ export class SyncNode {
       await this.pickupNow();
       const { plans, selected } = await this.engineParts();
       const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
-      return buildBatch(
+      const env = await buildBatch(
         {
           db: this.pool,
           nodeId: this.nodeId,
@@ -212,6 +215,7 @@ export class SyncNode {
           bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
         },
       );
+      return declareShapes(this.pool, plans, selected, peer, env);
     });
   }
 
@@ -241,7 +245,8 @@ export class SyncNode {
           { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
           resume,
         );
-        if (!(await take(env)) || !env.more) return;
+        if (!(await take(await declareShapes(this.pool, plans, selected, peer, env))) || !env.more)
+          return;
       }
     });
   }
@@ -401,7 +406,25 @@ export class SyncNode {
       capturePaused: await this.capture.isPaused(),
       nodeId: this.nodeId,
       incarnation: this.incarnation,
+      schemaWarning: await this.schemaWarning(),
     };
+  }
+
+  /** Why tables wait for an upgrade, one sentence per neighbour whose columns differ. */
+  private async schemaWarning(): Promise<string | null> {
+    let local: (table: string) => string | undefined;
+    try {
+      const plans = this.capture.plans();
+      local = (t) => plans.get(t)?.table.fingerprint;
+    } catch {
+      // another engine runs this node: read the tables as they are
+      const schema = await introspect(this.pool, this.db.database);
+      local = (t) => schema.tables.get(t)?.fingerprint;
+    }
+    const shapes = await PeerShapes.load(this.pool, local);
+    const sentences: string[] = [];
+    for (const gap of shapes.gaps()) sentences.push(await shapes.reason(gap.tables, gap.peer));
+    return sentences.length ? sentences.join(' ') : null;
   }
 
   /** A sentence naming the node whose clock is off by more than the bound, and by how much. */

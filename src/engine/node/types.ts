@@ -36,4 +36,9 @@ export interface NodeStatus {
   capturePaused: boolean;
   nodeId: string;
   incarnation: string;
+  /**
+   * null, or a sentence per neighbour whose tables have other columns than here, naming both
+   * OpenMRS versions and what to upgrade; those tables wait, everything else flows
+   */
+  schemaWarning: string | null;
 }

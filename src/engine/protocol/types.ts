@@ -74,4 +74,9 @@ export interface Envelope {
   changes: WireChange[];
   /** true when the sender had more to send than fit this batch */
   more: boolean;
+  /**
+   * The sender's OpenMRS and module versions as `name=version` pairs (`sw` in docs/protocol.md),
+   * so a receiver whose tables differ can name both versions; absent from older senders.
+   */
+  software?: string;
 }
