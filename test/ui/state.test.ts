@@ -45,6 +45,7 @@ function node(over: Partial<NodeStatus> = {}): NodeStatus {
     nodeId: '0123456789abcdef',
     incarnation: '01234567',
     schemaWarning: null,
+    identifierWarning: null,
     ...over,
   };
 }

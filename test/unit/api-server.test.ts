@@ -43,6 +43,7 @@ const STATUS: ApiStatus = {
   nodeId: '0123456789abcdef',
   incarnation: '01234567',
   schemaWarning: null,
+  identifierWarning: null,
   state: 'up-to-date',
   lastContactAt: null,
   nextSyncAt: null,

@@ -34,6 +34,7 @@ function child(over: Partial<NodeStatus> = {}): NodeStatus {
     nodeId: '0123456789abcdef',
     incarnation: '01234567',
     schemaWarning: null,
+    identifierWarning: null,
     ...over,
   };
 }

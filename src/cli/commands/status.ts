@@ -25,6 +25,7 @@ export function describeStatus(s: NodeStatus): string[] {
     `Last error: ${s.lastError ?? 'none'}`,
     `Journal size: ${formatBytes(s.journalBytes)}`,
     ...(s.schemaWarning ? [`Tables waiting for an upgrade: ${s.schemaWarning}`] : []),
+    ...(s.identifierWarning ? [`Patient identifiers: ${s.identifierWarning}`] : []),
   ];
 }
 

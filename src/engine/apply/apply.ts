@@ -35,6 +35,7 @@ import {
 } from './resolve.js';
 import { refreshWholeTable } from './whole.js';
 import { PeerShapes } from './shapes.js';
+import { settleUniqueKeys } from './uniqueKeys.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -427,6 +428,8 @@ async function insertRow(
       key.missing,
     );
   const values = { ...local.values, ...key.values };
+  // a unique value another row here holds already: one of the two is renamed (uniqueKeys.ts)
+  const renames = await settleUniqueKeys(conn, plan, values, { ident: c.ident, stamp, lkey: null });
   const cols = Object.keys(values).filter((col) => t.columns.some((x) => x.name === col));
   const res = await execute(
     conn,
@@ -476,7 +479,7 @@ async function insertRow(
       wait: local.missing[0]!,
     };
   }
-  return { kind: 'applied', conflicts: 0 };
+  return { kind: 'applied', conflicts: renames };
 }
 
 interface Incoming {
@@ -565,6 +568,7 @@ async function settleColumns(
       `A row of ${t.name} moved to a row of ${newKey.missing.table} that has not arrived yet; it waits for it.`,
       newKey.missing,
     );
+  let renames = 0;
   if (Object.keys(winners).length || Object.keys(newKey.values).length) {
     const local = await fromWire(ids, plan, winners, cur);
     if (local.missing.length)
@@ -573,6 +577,12 @@ async function settleColumns(
         local.missing[0]!,
       );
     Object.assign(local.values, newKey.values);
+    if (incoming)
+      renames = await settleUniqueKeys(conn, plan, local.values, {
+        ident: incoming.change.ident,
+        stamp: incoming.stamp,
+        lkey,
+      });
     const cols = Object.keys(local.values);
     await execute(
       conn,
@@ -580,7 +590,8 @@ async function settleColumns(
       [...cols.map((col) => local.values[col]), ...w.params],
     );
   }
-  const conflicts = await logSetAside(conn, t.name, c?.ident ?? state?.ident ?? '', setAside);
+  const conflicts =
+    renames + (await logSetAside(conn, t.name, c?.ident ?? state?.ident ?? '', setAside));
   // A key column among the winners moves the row: it is found again by its identity.
   ids.forget();
   const ident = c?.ident ?? state?.ident ?? null;

@@ -46,6 +46,7 @@ export async function adoptAsChild(
       'clinicsync_exchange',
       'clinicsync_peer_table',
       'clinicsync_peer_software',
+      'clinicsync_peer_idgen',
     ]) {
       await execute(conn, `DELETE FROM ${table}`);
     }

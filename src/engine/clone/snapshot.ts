@@ -68,6 +68,7 @@ export const PRIVATE_TABLES: readonly string[] = [
   'clinicsync_capture',
   'clinicsync_peer_table',
   'clinicsync_peer_software',
+  'clinicsync_peer_idgen',
 ];
 
 /** Made first on the child, so a half-loaded database is marked as such from the start. */

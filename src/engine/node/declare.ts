@@ -3,6 +3,7 @@ import { execute, queryRows } from '../db/pool.js';
 import type { TablePlan } from '../identity/plan.js';
 import type { Envelope } from '../protocol/types.js';
 import { encodeSoftware, readSoftware } from '../openmrs/versions.js';
+import { encodeIdSources, readIdSources } from '../openmrs/idgen.js';
 
 /**
  * What a batch tells a neighbour about this node's tables and software, beyond the tables its
@@ -11,7 +12,7 @@ import { encodeSoftware, readSoftware } from '../openmrs/versions.js';
  * while this node's columns differ from the neighbour's as last declared, and once after they
  * changed here (an upgrade), whether or not a row of it travels.
  *
- * The versions travel in `sw`, an attribute a reader older than this release refuses; a child
+ * The versions travel in `sw` and the identifier generators' digests in `ids`, attributes a reader older than this release refuses; a child
  * always sends it (a tree upgrades its parents first, DESIGN §5), a parent only to a child that
  * sent it.
  */
@@ -56,8 +57,10 @@ export async function declareShapes(
     [peer],
   );
   if (rel && (rel.relation === 'parent' || rel.sent != null)) {
-    const sw = encodeSoftware(await readSoftware(db));
-    if (sw !== '') out.software = sw;
+    // sent even when empty (no OpenMRS found): it tells the parent this node reads `sw` and `ids`
+    out.software = encodeSoftware(await readSoftware(db));
+    const ids = encodeIdSources(await readIdSources(db));
+    if (ids !== '') out.identifierSources = ids;
   }
   return out;
 }

@@ -182,6 +182,14 @@ const STEPS: string[][] = [
        peer CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
        software TEXT CHARACTER SET ascii NOT NULL
      ) ENGINE=InnoDB`,
+    // digests of each neighbour's identifier generators (type and prefix), to warn of two nodes
+    // handing out the same patient identifiers
+    `CREATE TABLE clinicsync_peer_idgen (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+       digests TEXT CHARACTER SET ascii NOT NULL
+     ) ENGINE=InnoDB`,
+    // a value two rows could not share (a username): what happened and what a person can do
+    `ALTER TABLE clinicsync_conflict ADD COLUMN explanation TEXT NULL`,
   ],
 ];
 

@@ -26,6 +26,7 @@ import { parkedWarning } from './parkedWarning.js';
 import { declareShapes } from './declare.js';
 import { PeerShapes } from '../apply/shapes.js';
 import { introspect } from '../db/schema.js';
+import { identifierWarning, rememberIdSources } from '../openmrs/idgen.js';
 
 /**
  * 'wait' for another engine to finish, 'try' and fail at once, 'prefer' to take the lock when free
@@ -295,6 +296,8 @@ export class SyncNode {
       peerId,
     );
     await recordPeerVv(this.pool, peerId, env.vv);
+    if (env.identifierSources !== undefined)
+      await rememberIdSources(this.pool, peerId, env.identifierSources);
     if (!fromFile) {
       await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
         Number(env.time) - nowMs,
@@ -407,6 +410,7 @@ export class SyncNode {
       nodeId: this.nodeId,
       incarnation: this.incarnation,
       schemaWarning: await this.schemaWarning(),
+      identifierWarning: await identifierWarning(this.pool, peers),
     };
   }
 

@@ -41,4 +41,9 @@ export interface NodeStatus {
    * OpenMRS versions and what to upgrade; those tables wait, everything else flows
    */
   schemaWarning: string | null;
+  /**
+   * null, or a sentence per neighbour that hands out the same patient identifiers as this node
+   * (the same idgen identifier type and prefix, as after a clone)
+   */
+  identifierWarning: string | null;
 }

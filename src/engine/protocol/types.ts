@@ -79,4 +79,9 @@ export interface Envelope {
    * so a receiver whose tables differ can name both versions; absent from older senders.
    */
   software?: string;
+  /**
+   * Digests of the sender's patient identifier generators (`ids` in docs/protocol.md), so a
+   * receiver can warn that both hand out the same identifiers; absent from older senders.
+   */
+  identifierSources?: string;
 }

@@ -75,6 +75,8 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const TOKEN = /[^ \t\r\n]+/g;
 /** The sender's software versions: `name=version` pairs (checked in full by the engine). */
 const SOFTWARE = /^[A-Za-z0-9_.+= -]{0,8000}$/;
+/** Digests of the sender's identifier generators: 12 hex digits each, space-separated. */
+const ID_SOURCES = /^(?:[0-9a-f]{12}(?: [0-9a-f]{12}){0,199})?$/;
 
 /** The whitespace-separated tokens of a list, lazily, refusing the (max+1)th. */
 function* tokens(s: string, max: number, tooMany: () => never): Generator<string> {
@@ -128,6 +130,8 @@ function checkEnvelope(env: Envelope): void {
   }
   if (env.software !== undefined && !SOFTWARE.test(env.software))
     misuse("The envelope's software versions are not name=version pairs of plain characters.");
+  if (env.identifierSources !== undefined && !ID_SOURCES.test(env.identifierSources))
+    misuse("The envelope's identifier sources are not 12-hex-digit digests.");
   const names = new Set<string>();
   for (const t of env.tables) {
     if (!NAME.test(t.name)) misuse(`The table name ${quote(t.name)} is not ${NAME_RULE}.`);
@@ -239,7 +243,9 @@ function envelopeXml(env: Envelope): string {
 
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>\n'];
   const name = env.from.name === undefined ? '' : ` name="${xmlAttr(escapeField(env.from.name))}"`;
-  const sw = env.software === undefined ? '' : ` sw="${env.software}"`;
+  const sw =
+    (env.software === undefined ? '' : ` sw="${env.software}"`) +
+    (env.identifierSources === undefined ? '' : ` ids="${env.identifierSources}"`);
   out.push(
     `<cs v="${PROTOCOL_VERSION}" from="${env.from.node}" inc="${env.from.incarnation}"${name}` +
       ` to="${env.to}" t="${env.time}" h="${env.hlc}" more="${env.more ? 1 : 0}"${sw}>\n`,
@@ -521,7 +527,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
   const a = attributes(
     root,
     where,
-    ['v', 'from', 'inc', 'name', 'to', 't', 'h', 'more', 'sw'],
+    ['v', 'from', 'inc', 'name', 'to', 't', 'h', 'more', 'sw', 'ids'],
     ['v', 'from', 'inc', 'to', 't', 'h', 'more'],
   );
   const attr = (k: string): string => decodeXmlRefs(a.get(k) ?? '', where);
@@ -547,6 +553,9 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
   const software = a.has('sw') ? attr('sw') : undefined;
   if (software !== undefined && !SOFTWARE.test(software))
     refuse(`${where} has software versions (sw) that are not name=version pairs.`);
+  const idSources = a.has('ids') ? attr('ids') : undefined;
+  if (idSources !== undefined && !ID_SOURCES.test(idSources))
+    refuse(`${where} has identifier sources (ids) that are not 12-hex-digit digests.`);
 
   const origins: string[] = [];
   const vv: VersionVector = {};
@@ -736,6 +745,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
     changes,
     more: more === '1',
     ...(software !== undefined ? { software } : {}),
+    ...(idSources !== undefined ? { identifierSources: idSources } : {}),
   };
   return env;
 
