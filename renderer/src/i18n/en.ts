@@ -125,6 +125,8 @@ export const en = {
     capturePaused:
       'Recording of changes is paused (for an OpenMRS upgrade). Resume it with "clinic-sync capture resume".',
     syncDone: 'Done: {{sent}} sent, {{received}} received.',
+    schemaTitle: 'Some tables wait for an OpenMRS upgrade',
+    identifierTitle: 'Two computers would give patients the same identifiers',
   },
   errors: {
     usage: {
@@ -307,6 +309,8 @@ export const en = {
       heading: 'ClinicSync is set up',
       root: 'This computer is now the main server "{{name}}".',
       child: 'This clinic is now "{{name}}" and gets its data from the main server.',
+      identifiers:
+        "This clinic was copied with the main server's patient identifier generator (OpenMRS idgen): both would give new patients the same identifiers. Before registering patients here, give this clinic its own prefix or identifier source in OpenMRS (Manage Identifier Sources). The status screen warns until they differ.",
     },
   },
   settings: {
