@@ -205,6 +205,8 @@ export interface ApiConflict {
   loserName: string | null;
   /** ISO time the losing change was made */
   at: string;
+  /** for a value two rows could not share (a username): what happened and what a person can do */
+  explanation?: string;
 }
 
 /** One exchange with a neighbour, newest first, with the neighbour's name where known. */

@@ -26,8 +26,12 @@ export class Tree {
   readonly nodes: SyncNode[] = [];
   readonly dbs: TestDb[] = [];
 
-  async root(db: TestDb, name = 'root'): Promise<SyncNode> {
-    const node = await initRoot(db, name);
+  async root(
+    db: TestDb,
+    name = 'root',
+    tables?: Parameters<typeof initRoot>[2],
+  ): Promise<SyncNode> {
+    const node = await initRoot(db, name, tables);
     this.nodes.push(node);
     this.dbs.push(db);
     return node;

@@ -44,6 +44,8 @@ function node(over: Partial<NodeStatus> = {}): NodeStatus {
     capturePaused: false,
     nodeId: '0123456789abcdef',
     incarnation: '01234567',
+    schemaWarning: null,
+    identifierWarning: null,
     ...over,
   };
 }

@@ -42,6 +42,8 @@ const STATUS: ApiStatus = {
   capturePaused: false,
   nodeId: '0123456789abcdef',
   incarnation: '01234567',
+  schemaWarning: null,
+  identifierWarning: null,
   state: 'up-to-date',
   lastContactAt: null,
   nextSyncAt: null,

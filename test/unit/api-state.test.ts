@@ -33,6 +33,8 @@ function child(over: Partial<NodeStatus> = {}): NodeStatus {
     capturePaused: false,
     nodeId: '0123456789abcdef',
     incarnation: '01234567',
+    schemaWarning: null,
+    identifierWarning: null,
     ...over,
   };
 }

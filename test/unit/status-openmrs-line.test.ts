@@ -14,6 +14,8 @@ const base: NodeStatus = {
   lastSuccessAt: null,
   lastError: null,
   clockWarning: null,
+  schemaWarning: null,
+  identifierWarning: null,
   journalBytes: 2048,
   capturePaused: false,
   nodeId: '0123456789abcdef',

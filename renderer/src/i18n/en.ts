@@ -131,6 +131,8 @@ export const en = {
     openmrsTitle: 'OpenMRS could not be told about received records',
     openmrsNext:
       'Patients that arrived may not show in OpenMRS searches yet. Check that OpenMRS is running; ClinicSync tries again by itself.',
+    schemaTitle: 'Some tables wait for an OpenMRS upgrade',
+    identifierTitle: 'Two computers would give patients the same identifiers',
   },
   errors: {
     usage: {
@@ -313,6 +315,8 @@ export const en = {
       heading: 'ClinicSync is set up',
       root: 'This computer is now the main server "{{name}}".',
       child: 'This clinic is now "{{name}}" and gets its data from the main server.',
+      identifiers:
+        "This clinic was copied with the main server's patient identifier generator (OpenMRS idgen): both would give new patients the same identifiers. Before registering patients here, give this clinic its own prefix or identifier source in OpenMRS (Manage Identifier Sources). The status screen warns until they differ.",
     },
   },
   settings: {

@@ -133,6 +133,8 @@ export const fr: Messages = {
     openmrsTitle: 'OpenMRS n’a pas pu être informé des enregistrements reçus',
     openmrsNext:
       'Les patients arrivés peuvent ne pas encore apparaître dans les recherches d’OpenMRS. Vérifiez qu’OpenMRS fonctionne ; ClinicSync réessaie de lui-même.',
+    schemaTitle: 'Des tables attendent une mise à jour d’OpenMRS',
+    identifierTitle: 'Deux ordinateurs donneraient les mêmes identifiants à des patients',
   },
   errors: {
     usage: {
@@ -317,6 +319,8 @@ export const fr: Messages = {
       root: 'Cet ordinateur est maintenant le serveur principal « {{name}} ».',
       child:
         'Ce centre s’appelle maintenant « {{name}} » et reçoit ses données du serveur principal.',
+      identifiers:
+        'Ce centre a été copié avec le générateur d’identifiants patients du serveur principal (module idgen d’OpenMRS) : les deux donneraient les mêmes identifiants aux nouveaux patients. Avant d’enregistrer des patients ici, donnez à ce centre son propre préfixe ou sa propre source d’identifiants dans OpenMRS (Manage Identifier Sources). L’écran d’état avertit tant qu’ils sont identiques.',
     },
   },
   settings: {

@@ -63,6 +63,7 @@ export function ConflictsScreen({ status }: { status: ApiStatus }) {
                       <div className="hint identity" title={c.identity}>
                         {c.identity}
                       </div>
+                      {c.explanation && <p className="hint explanation">{c.explanation}</p>}
                     </td>
                     <td>
                       {c.columns.map((col) => (

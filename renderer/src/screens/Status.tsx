@@ -191,6 +191,18 @@ export function StatusScreen({
               retryAt={retryAt}
             />
           )}
+          {status.schemaWarning && (
+            <div className="notice notice-warning" role="status" data-testid="schema-warning">
+              <p className="notice-title">{t('status.schemaTitle')}</p>
+              <p className="notice-detail">{status.schemaWarning}</p>
+            </div>
+          )}
+          {status.identifierWarning && (
+            <div className="notice notice-danger" role="alert" data-testid="identifier-warning">
+              <p className="notice-title">{t('status.identifierTitle')}</p>
+              <p className="notice-detail">{status.identifierWarning}</p>
+            </div>
+          )}
           {status.capturePaused && (
             <p className="notice notice-warning">{t('status.capturePaused')}</p>
           )}

@@ -240,6 +240,11 @@ export function Wizard({
               ? t('wizard.done.root', { name: setup.node?.name ?? name })
               : t('wizard.done.child', { name: setup.node?.name ?? name })}
           </p>
+          {role !== 'root' && (
+            <p className="notice notice-warning" data-testid="identifier-notice">
+              {t('wizard.done.identifiers')}
+            </p>
+          )}
           <div className="actions">
             <button type="button" className="primary" onClick={() => void finish()}>
               {t('wizard.finish')}

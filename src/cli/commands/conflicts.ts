@@ -10,8 +10,8 @@ const MAX_LIMIT = 1_000_000;
 /**
  * `conflicts [--json] [--limit N]`: the values that lost to concurrent ones here, newest first
  * (DESIGN §6). --json prints one JSON array of objects with exactly `table`, `identity`, `columns`,
- * `winner`, `loser`, `winnerOrigin`, `loserOrigin` and `at` (issue 5). Reads only, so it works
- * while `serve` runs.
+ * `winner`, `loser`, `winnerOrigin`, `loserOrigin` and `at` (issue 5), plus `explanation` for a
+ * value two rows could not share (issue 12). Reads only, so it works while `serve` runs.
  */
 export function conflictsCommand(ctx: CliContext): Command {
   return new Command('conflicts')
@@ -58,6 +58,7 @@ function contractShape(c: Conflict): Conflict {
     winnerOrigin: c.winnerOrigin,
     loserOrigin: c.loserOrigin,
     at: c.at,
+    ...(c.explanation !== undefined ? { explanation: c.explanation } : {}),
   };
 }
 
@@ -78,6 +79,7 @@ export function describeConflicts(
     lines.push(`${c.table} ${c.identity}: ${c.columns.join(', ')}`);
     lines.push(`  kept       ${values(c.winner)} (from ${who(c.winnerOrigin)})`);
     lines.push(`  set aside  ${values(c.loser)} (from ${who(c.loserOrigin)}, made ${c.at})`);
+    if (c.explanation !== undefined) lines.push(`  why        ${c.explanation}`);
   }
   lines.push(
     total > conflicts.length

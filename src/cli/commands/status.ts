@@ -26,6 +26,8 @@ export function describeStatus(s: NodeStatus): string[] {
     `Last error: ${s.lastError ?? 'none'}`,
     `Journal size: ${formatBytes(s.journalBytes)}`,
     ...(s.openmrsRefresh ? [describeOpenmrsRefresh(s.openmrsRefresh)] : []),
+    ...(s.schemaWarning ? [`Tables waiting for an upgrade: ${s.schemaWarning}`] : []),
+    ...(s.identifierWarning ? [`Patient identifiers: ${s.identifierWarning}`] : []),
   ];
 }
 

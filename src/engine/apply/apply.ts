@@ -36,6 +36,8 @@ import {
 import { refreshWholeTable } from './whole.js';
 import { keyFromIdent } from './keys.js';
 import { applyNewRows, groupable } from './newRows.js';
+import { PeerShapes } from './shapes.js';
+import { hasUniqueKeys, settleUniqueKeys } from './uniqueKeys.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -131,7 +133,12 @@ async function applyIn(
   for (const r of await queryRows(conn, 'SELECT origin, seq FROM clinicsync_vv FOR UPDATE')) {
     vv.set(String(r.origin), BigInt(String(r.seq)));
   }
-  const fingerprints = new Map(env.tables.map((t) => [t.name, t.fingerprint]));
+  const shapes = await PeerShapes.record(
+    conn,
+    (t) => ctx.plans.get(t)?.table.fingerprint,
+    env,
+    fromPeer,
+  );
   const queued = new Set(
     (await queryRows(conn, 'SELECT tbl, ihash FROM clinicsync_parked')).map((r) =>
       rowId(String(r.tbl), r.ihash as Buffer),
@@ -143,17 +150,14 @@ async function applyIn(
   const logRows: unknown[][] = [];
 
   const applyChange = async (c: WireChange, plan: TablePlan): Promise<void> => {
-    const outcome =
-      fingerprints.get(c.table) !== plan.table.fingerprint
-        ? park(
-            `The table ${c.table} has different columns here than on the node that changed it; it waits until both run the same version.`,
-          )
-        : queued.has(rowId(c.table, ihash(c.ident)))
-          ? park('An earlier change to this row is still waiting.', {
-              table: c.table,
-              ident: c.ident,
-            })
-          : await attempt(ctx, conn, ids, plan, c);
+    const outcome = shapes.differs(c.table, fromPeer)
+      ? park(await shapes.reason([c.table], fromPeer))
+      : queued.has(rowId(c.table, ihash(c.ident)))
+        ? park('An earlier change to this row is still waiting.', {
+            table: c.table,
+            ident: c.ident,
+          })
+        : await attempt(ctx, conn, ids, plan, c);
     if (outcome.kind === 'park' || outcome.kind === 'partial') {
       await parkChange(conn, c, outcome);
       queued.add(rowId(c.table, ihash(c.ident)));
@@ -223,7 +227,8 @@ async function applyIn(
     if (
       c.op === 'I' &&
       groupable(plan) &&
-      fingerprints.get(c.table) === plan.table.fingerprint &&
+      !shapes.differs(c.table, fromPeer) &&
+      !hasUniqueKeys(plan) &&
       !queued.has(rowId(c.table, ihash(c.ident)))
     ) {
       run.push(c);
@@ -242,7 +247,7 @@ async function applyIn(
       part.flat(),
     );
   }
-  const retried = await retryParked(ctx, conn, ids);
+  const retried = await retryParked(ctx, conn, ids, shapes);
   result.applied += retried.applied;
   result.parked = Number(
     (await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_parked'))[0]!.n,
@@ -429,6 +434,8 @@ async function insertRow(
       key.missing,
     );
   const values = { ...local.values, ...key.values };
+  // a unique value another row here holds already: one of the two is renamed (uniqueKeys.ts)
+  const renames = await settleUniqueKeys(conn, plan, values, { ident: c.ident, stamp, lkey: null });
   const cols = Object.keys(values).filter((col) => t.columns.some((x) => x.name === col));
   const res = await execute(
     conn,
@@ -478,7 +485,7 @@ async function insertRow(
       wait: local.missing[0]!,
     };
   }
-  return { kind: 'applied', conflicts: 0 };
+  return { kind: 'applied', conflicts: renames };
 }
 
 interface Incoming {
@@ -567,6 +574,7 @@ async function settleColumns(
       `A row of ${t.name} moved to a row of ${newKey.missing.table} that has not arrived yet; it waits for it.`,
       newKey.missing,
     );
+  let renames = 0;
   if (Object.keys(winners).length || Object.keys(newKey.values).length) {
     const local = await fromWire(ids, plan, winners, cur);
     if (local.missing.length)
@@ -575,6 +583,12 @@ async function settleColumns(
         local.missing[0]!,
       );
     Object.assign(local.values, newKey.values);
+    if (incoming)
+      renames = await settleUniqueKeys(conn, plan, local.values, {
+        ident: incoming.change.ident,
+        stamp: incoming.stamp,
+        lkey,
+      });
     const cols = Object.keys(local.values);
     await execute(
       conn,
@@ -582,7 +596,8 @@ async function settleColumns(
       [...cols.map((col) => local.values[col]), ...w.params],
     );
   }
-  const conflicts = await logSetAside(conn, t.name, c?.ident ?? state?.ident ?? '', setAside);
+  const conflicts =
+    renames + (await logSetAside(conn, t.name, c?.ident ?? state?.ident ?? '', setAside));
   // A key column among the winners moves the row: it is found again by its identity.
   ids.forget();
   const ident = c?.ident ?? state?.ident ?? null;
@@ -727,12 +742,13 @@ async function retryParked(
   ctx: ApplyContext,
   conn: PoolConnection,
   ids: Identities,
+  shapes: PeerShapes,
 ): Promise<{ applied: number; conflicts: number; whole: Set<string> }> {
   const out = { applied: 0, conflicts: 0, whole: new Set<string>() };
   for (;;) {
     const rows = await queryRows(
       conn,
-      `SELECT p.pid, p.tbl, p.ihash, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload, l.basis
+      `SELECT p.pid, p.tbl, p.ihash, l.src, l.origin, l.seq, l.hlc, l.op, l.ident, l.old_ident, l.payload, l.basis
          FROM clinicsync_parked p JOIN clinicsync_log l ON l.origin = p.origin AND l.seq = p.seq ORDER BY p.pid`,
     );
     let progress = false;
@@ -743,6 +759,8 @@ async function retryParked(
       blocked.add(id);
       const plan = ctx.plans.get(String(r.tbl));
       if (!plan) continue;
+      // its sender's table still has other columns: it waits for an upgrade (shapes.ts)
+      if (shapes.differs(plan.table.name, r.src == null ? null : String(r.src))) continue;
       const c: WireChange = {
         origin: String(r.origin),
         seq: String(r.seq),

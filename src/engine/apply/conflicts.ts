@@ -15,6 +15,8 @@ export interface Conflict {
   loserOrigin: string;
   /** when the losing change was made (its clock), ISO time */
   at: string;
+  /** for a value two rows cannot share (a username): what happened and what a person can do */
+  explanation?: string;
 }
 
 /** Keeps the values one write set aside for a concurrent one, column by column. */
@@ -27,12 +29,13 @@ export async function recordConflict(
     loser: Record<string, StoredValue>;
     winnerStamp: Stamp;
     loserStamp: Stamp;
+    explanation?: string;
   },
 ): Promise<void> {
   await execute(
     db,
-    `INSERT INTO clinicsync_conflict (tbl, ident, columns, winner, loser, winner_origin, loser_origin, winner_hlc, loser_hlc, at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP())`,
+    `INSERT INTO clinicsync_conflict (tbl, ident, columns, winner, loser, winner_origin, loser_origin, winner_hlc, loser_hlc, at, explanation)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(), ?)`,
     [
       c.table,
       c.ident,
@@ -43,6 +46,7 @@ export async function recordConflict(
       c.loserStamp.origin,
       c.winnerStamp.hlc.toString(),
       c.loserStamp.hlc.toString(),
+      c.explanation ?? null,
     ],
   );
 }
@@ -50,7 +54,7 @@ export async function recordConflict(
 export async function listConflicts(db: Queryable, limit = 1000): Promise<Conflict[]> {
   const rows = await queryRows(
     db,
-    'SELECT tbl, ident, columns, winner, loser, winner_origin, loser_origin, loser_hlc FROM clinicsync_conflict ORDER BY id DESC LIMIT ?',
+    'SELECT tbl, ident, columns, winner, loser, winner_origin, loser_origin, loser_hlc, explanation FROM clinicsync_conflict ORDER BY id DESC LIMIT ?',
     [limit],
   );
   return rows.map((r) => ({
@@ -62,5 +66,6 @@ export async function listConflicts(db: Queryable, limit = 1000): Promise<Confli
     winnerOrigin: String(r.winner_origin),
     loserOrigin: String(r.loser_origin),
     at: hlcToIso(BigInt(String(r.loser_hlc))),
+    ...(r.explanation != null ? { explanation: String(r.explanation) } : {}),
   }));
 }

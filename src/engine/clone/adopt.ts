@@ -53,6 +53,9 @@ export async function adoptAsChild(
       'clinicsync_file_hash',
       'clinicsync_file_out',
       'clinicsync_file_in',
+      'clinicsync_peer_table',
+      'clinicsync_peer_software',
+      'clinicsync_peer_idgen',
     ]) {
       await execute(conn, `DELETE FROM ${table}`);
     }

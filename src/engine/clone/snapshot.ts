@@ -71,6 +71,9 @@ export const PRIVATE_TABLES: readonly string[] = [
   'clinicsync_file_out',
   'clinicsync_file_in',
   'clinicsync_openmrs_refresh',
+  'clinicsync_peer_table',
+  'clinicsync_peer_software',
+  'clinicsync_peer_idgen',
 ];
 
 /** Made first on the child, so a half-loaded database is marked as such from the start. */

@@ -215,6 +215,30 @@ const STEPS: string[][] = [
     `INSERT INTO clinicsync_meta (k, v)
        SELECT 'openmrs_refresh_lsn', COALESCE(MAX(lsn), 0) FROM clinicsync_log`,
   ],
+  // 8: each neighbour's table fingerprints and OpenMRS versions as it last declared them (and the
+  // fingerprint last declared to it, `told`), so rows of a table whose columns differ wait until
+  // both sides match, and say why (issue 12)
+  [
+    `CREATE TABLE clinicsync_peer_table (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL,
+       tbl VARCHAR(64) NOT NULL,
+       fingerprint VARCHAR(64) CHARACTER SET ascii NULL,
+       told VARCHAR(64) CHARACTER SET ascii NULL,
+       PRIMARY KEY (peer, tbl)
+     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE clinicsync_peer_software (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+       software TEXT CHARACTER SET ascii NOT NULL
+     ) ENGINE=InnoDB`,
+    // digests of each neighbour's identifier generators (type and prefix), to warn of two nodes
+    // handing out the same patient identifiers
+    `CREATE TABLE clinicsync_peer_idgen (
+       peer CHAR(16) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+       digests TEXT CHARACTER SET ascii NOT NULL
+     ) ENGINE=InnoDB`,
+    // a value two rows could not share (a username): what happened and what a person can do
+    `ALTER TABLE clinicsync_conflict ADD COLUMN explanation TEXT NULL`,
+  ],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;

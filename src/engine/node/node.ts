@@ -24,6 +24,10 @@ import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from '.
 import { lastExchanges } from './history.js';
 import { parkedWarning } from './parkedWarning.js';
 import { OpenmrsRefresher, queueRefreshes, refreshStatus } from '../openmrs/refresh.js';
+import { declareShapes } from './declare.js';
+import { PeerShapes } from '../apply/shapes.js';
+import { introspect } from '../db/schema.js';
+import { identifierWarning, rememberIdSources } from '../openmrs/idgen.js';
 
 /**
  * 'wait' for another engine to finish, 'try' and fail at once, 'prefer' to take the lock when free
@@ -204,7 +208,7 @@ export class SyncNode {
       await this.pickupNow();
       const { plans, selected } = await this.engineParts();
       const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
-      return buildBatch(
+      const env = await buildBatch(
         {
           db: this.pool,
           nodeId: this.nodeId,
@@ -220,6 +224,7 @@ export class SyncNode {
           bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
         },
       );
+      return declareShapes(this.pool, plans, selected, peer, env);
     });
   }
 
@@ -249,7 +254,8 @@ export class SyncNode {
           { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
           resume,
         );
-        if (!(await take(env)) || !env.more) return;
+        if (!(await take(await declareShapes(this.pool, plans, selected, peer, env))) || !env.more)
+          return;
       }
     });
   }
@@ -299,6 +305,8 @@ export class SyncNode {
     );
     await recordPeerVv(this.pool, peerId, env.vv);
     await this.refreshOpenmrs();
+    if (env.identifierSources !== undefined)
+      await rememberIdSources(this.pool, peerId, env.identifierSources);
     if (!fromFile) {
       await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
         Number(env.time) - nowMs,
@@ -425,7 +433,26 @@ export class SyncNode {
       nodeId: this.nodeId,
       incarnation: this.incarnation,
       openmrsRefresh: await refreshStatus(this.pool, this.settings),
+      schemaWarning: await this.schemaWarning(),
+      identifierWarning: await identifierWarning(this.pool, peers),
     };
+  }
+
+  /** Why tables wait for an upgrade, one sentence per neighbour whose columns differ. */
+  private async schemaWarning(): Promise<string | null> {
+    let local: (table: string) => string | undefined;
+    try {
+      const plans = this.capture.plans();
+      local = (t) => plans.get(t)?.table.fingerprint;
+    } catch {
+      // another engine runs this node: read the tables as they are
+      const schema = await introspect(this.pool, this.db.database);
+      local = (t) => schema.tables.get(t)?.fingerprint;
+    }
+    const shapes = await PeerShapes.load(this.pool, local);
+    const sentences: string[] = [];
+    for (const gap of shapes.gaps()) sentences.push(await shapes.reason(gap.tables, gap.peer));
+    return sentences.length ? sentences.join(' ') : null;
   }
 
   /** A sentence naming the node whose clock is off by more than the bound, and by how much. */

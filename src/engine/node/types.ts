@@ -40,4 +40,14 @@ export interface NodeStatus {
   incarnation: string;
   /** the refresh of this node's running OpenMRS, or null when the settings name none */
   openmrsRefresh?: OpenmrsRefreshStatus | null;
+  /**
+   * null, or a sentence per neighbour whose tables have other columns than here, naming both
+   * OpenMRS versions and what to upgrade; those tables wait, everything else flows
+   */
+  schemaWarning: string | null;
+  /**
+   * null, or a sentence per neighbour that hands out the same patient identifiers as this node
+   * (the same idgen identifier type and prefix, as after a clone)
+   */
+  identifierWarning: string | null;
 }

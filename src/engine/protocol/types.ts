@@ -74,4 +74,14 @@ export interface Envelope {
   changes: WireChange[];
   /** true when the sender had more to send than fit this batch */
   more: boolean;
+  /**
+   * The sender's OpenMRS and module versions as `name=version` pairs (`sw` in docs/protocol.md),
+   * so a receiver whose tables differ can name both versions; absent from older senders.
+   */
+  software?: string;
+  /**
+   * Digests of the sender's patient identifier generators (`ids` in docs/protocol.md), so a
+   * receiver can warn that both hand out the same identifiers; absent from older senders.
+   */
+  identifierSources?: string;
 }

@@ -84,6 +84,10 @@ const INDEX = /^[0-9]{1,6}$/;
 const INDEX_OR_RANGE = /^([0-9]{1,6})(?:-([0-9]{1,6}))?$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const TOKEN = /[^ \t\r\n]+/g;
+/** The sender's software versions: `name=version` pairs (checked in full by the engine). */
+const SOFTWARE = /^[A-Za-z0-9_.+= -]{0,8000}$/;
+/** Digests of the sender's identifier generators: 12 hex digits each, space-separated. */
+const ID_SOURCES = /^(?:[0-9a-f]{12}(?: [0-9a-f]{12}){0,199})?$/;
 
 /** The whitespace-separated tokens of a list, lazily, refusing the (max+1)th. */
 function* tokens(s: string, max: number, tooMany: () => never): Generator<string> {
@@ -137,6 +141,10 @@ function checkEnvelope(env: Envelope): void {
   for (const [seq, hlc] of Object.entries(env.fixes ?? {})) {
     if (!isU64(seq) || !isU64(hlc)) misuse('A clock fix is not a sequence and a clock in decimal.');
   }
+  if (env.software !== undefined && !SOFTWARE.test(env.software))
+    misuse("The envelope's software versions are not name=version pairs of plain characters.");
+  if (env.identifierSources !== undefined && !ID_SOURCES.test(env.identifierSources))
+    misuse("The envelope's identifier sources are not 12-hex-digit digests.");
   const names = new Set<string>();
   for (const t of env.tables) {
     if (!NAME.test(t.name)) misuse(`The table name ${quote(t.name)} is not ${NAME_RULE}.`);
@@ -252,9 +260,12 @@ function envelopeXml(env: Envelope): string {
 
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>\n'];
   const name = env.from.name === undefined ? '' : ` name="${xmlAttr(escapeField(env.from.name))}"`;
+  const sw =
+    (env.software === undefined ? '' : ` sw="${env.software}"`) +
+    (env.identifierSources === undefined ? '' : ` ids="${env.identifierSources}"`);
   out.push(
     `<cs v="${env.version}" from="${env.from.node}" inc="${env.from.incarnation}"${name}` +
-      ` to="${env.to}" t="${env.time}" h="${env.hlc}" more="${env.more ? 1 : 0}">\n`,
+      ` to="${env.to}" t="${env.time}" h="${env.hlc}" more="${env.more ? 1 : 0}"${sw}>\n`,
   );
   if (origins.size) out.push(`<o>${[...origins.keys()].join(' ')}</o>\n`);
   const vv = Object.entries(env.vv);
@@ -618,7 +629,7 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
   const a = attributes(
     root,
     where,
-    ['v', 'from', 'inc', 'name', 'to', 't', 'h', 'more'],
+    ['v', 'from', 'inc', 'name', 'to', 't', 'h', 'more', 'sw', 'ids'],
     ['v', 'from', 'inc', 'to', 't', 'h', 'more'],
   );
   const attr = (k: string): string => decodeXmlRefs(a.get(k) ?? '', where);
@@ -641,6 +652,12 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
     if (name.length > MAX_NODE_NAME)
       refuse(`${where} has a node name longer than ${MAX_NODE_NAME} characters.`);
   }
+  const software = a.has('sw') ? attr('sw') : undefined;
+  if (software !== undefined && !SOFTWARE.test(software))
+    refuse(`${where} has software versions (sw) that are not name=version pairs.`);
+  const idSources = a.has('ids') ? attr('ids') : undefined;
+  if (idSources !== undefined && !ID_SOURCES.test(idSources))
+    refuse(`${where} has identifier sources (ids) that are not 12-hex-digit digests.`);
 
   const v2 = version >= 2;
   const readIdent = (text: string, where: string): string =>
@@ -833,6 +850,8 @@ function readEnvelope(root: El, version: number, maxChanges: number): Envelope {
     tables,
     changes,
     more: more === '1',
+    ...(software !== undefined ? { software } : {}),
+    ...(idSources !== undefined ? { identifierSources: idSources } : {}),
   };
   return env;
 
