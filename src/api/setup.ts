@@ -9,7 +9,11 @@ import { explainDbError, openPool, queryRows, type PoolConnection } from '../eng
 import { checkPrivileges } from '../engine/db/privileges.js';
 import { dbUrlOf, parseDbUrl } from '../engine/db/url.js';
 import { isSyncError } from '../engine/errors.js';
-import { findOpenmrsRuntime, type FindOptions } from '../engine/openmrs/runtimeProperties.js';
+import {
+  findOpenmrsRuntime,
+  openmrsDataDirFor,
+  type FindOptions,
+} from '../engine/openmrs/runtimeProperties.js';
 import { ADMIN_TOKEN_SECRET } from './adminServer.js';
 import { httpUrl } from './cloneJob.js';
 import {
@@ -239,6 +243,7 @@ export async function initRootNode(home: Home, req: InitRequest): Promise<void> 
   const settings = defaultSettings({ db: dbUrlOf(target), name: valid.data.name, role: 'root' });
   // Chosen before the triggers are made: they are installed on the tables the preset syncs.
   if (valid.data.preset) settings.tables.preset = valid.data.preset;
+  settings.complexObs.dataDir = await openmrsDataDirFor(target);
   home.save(settings);
   if (passwordSource !== 'secret' && target.password) {
     home.writeSecret(DB_PASSWORD_SECRET, target.password);

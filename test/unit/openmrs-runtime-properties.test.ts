@@ -3,6 +3,7 @@ import { parseDbUrl } from '../../src/engine/db/url.js';
 import {
   findOpenmrsRuntime,
   jdbcToDb,
+  openmrsDataDirFor,
   parseProperties,
   readRuntimeProperties,
   runtimePropertiesCandidates,
@@ -252,5 +253,38 @@ describe('where OpenMRS keeps the file', () => {
         readFile: () => Promise.reject(new Error('ENOENT')),
       }),
     ).toBeNull();
+  });
+});
+
+describe('the complex obs folder for the database being set up', () => {
+  const opts = {
+    platform: 'linux' as const,
+    homeDir: '/home/nurse',
+    env: { OPENMRS_RUNTIME_PROPERTIES_FILE: '/etc/openmrs/openmrs-runtime.properties' },
+    readFile: async (f: string) => {
+      if (f !== '/etc/openmrs/openmrs-runtime.properties') throw new Error('ENOENT');
+      return Buffer.from(
+        [
+          'connection.url=jdbc\\:mysql\\://localhost\\:3306/openmrs?autoReconnect\\=true',
+          'connection.username=openmrs',
+          'application_data_directory=/var/lib/OpenMRS',
+        ].join('\n'),
+      );
+    },
+  };
+
+  it('is OpenMRS’s application data folder when OpenMRS uses that database', async () => {
+    const target = parseDbUrl('mysql://openmrs@127.0.0.1:3306/openmrs');
+    expect(await openmrsDataDirFor(target, opts)).toBe('/var/lib/OpenMRS');
+  });
+
+  it('is none for another database, port or server', async () => {
+    for (const url of [
+      'mysql://openmrs@127.0.0.1:3306/clinic_copy',
+      'mysql://openmrs@127.0.0.1:3307/openmrs',
+      'mysql://openmrs@10.0.0.5:3306/openmrs',
+    ]) {
+      expect(await openmrsDataDirFor(parseDbUrl(url), opts)).toBeNull();
+    }
   });
 });

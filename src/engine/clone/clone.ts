@@ -443,6 +443,12 @@ export function cloneRunner(home: Home): {
         ...(req.fingerprint ? { fingerprint: req.fingerprint } : {}),
       });
       await result.node.close();
+      // The clinic's OpenMRS keeps its attached files (complex obs) in its data folder.
+      const { openmrsDataDirFor } = await import('../openmrs/runtimeProperties.js');
+      const dataDir = await openmrsDataDirFor(target);
+      const settings = home.load();
+      if (dataDir && settings)
+        home.save({ ...settings, complexObs: { ...settings.complexObs, dataDir } });
     },
   };
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { parseDbUrl, type DbTarget } from '../db/url.js';
 
 /*
  * Finds the OpenMRS installed on this computer through its openmrs-runtime.properties, the file
@@ -232,4 +233,30 @@ export function jdbcToDb(jdbc: string): JdbcDb | null {
 
 function dbUrl(db: JdbcDb & { user: string }): string {
   return `mysql://${encodeURIComponent(db.user)}@${db.host}:${db.port}/${db.database}`;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/**
+ * OpenMRS's application data folder (where its complex obs files live) when the OpenMRS found on
+ * this computer uses the database `target`; null otherwise. Setup fills the complex obs setting
+ * with it, so a clinic's attached files travel without anyone looking for the folder.
+ */
+export async function openmrsDataDirFor(
+  target: DbTarget,
+  opts: FindOptions = {},
+): Promise<string | null> {
+  const found = await findOpenmrsRuntime(opts);
+  if (!found?.dbUrl || !found.appDataDir) return null;
+  let theirs: DbTarget;
+  try {
+    theirs = parseDbUrl(found.dbUrl);
+  } catch {
+    return null;
+  }
+  const sameHost =
+    theirs.host === target.host || (LOOPBACK.has(theirs.host) && LOOPBACK.has(target.host));
+  return sameHost && theirs.port === target.port && theirs.database === target.database
+    ? found.appDataDir
+    : null;
 }
