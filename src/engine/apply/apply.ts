@@ -228,7 +228,6 @@ async function applyIn(
       c.op === 'I' &&
       groupable(plan) &&
       !shapes.differs(c.table, fromPeer) &&
-      !hasUniqueKeys(plan) &&
       !queued.has(rowId(c.table, ihash(c.ident)))
     ) {
       run.push(c);

@@ -10,6 +10,7 @@ import { fromWire } from '../identity/wire.js';
 import type { WireChange } from '../protocol/types.js';
 import type { ApplyContext } from './apply.js';
 import { keyFromIdent } from './keys.js';
+import { hasUniqueKeys } from './uniqueKeys.js';
 
 /**
  * New rows applied together (issue 11): a run of incoming inserts is sorted out with a few
@@ -23,7 +24,9 @@ import { keyFromIdent } from './keys.js';
  * before the children that refer to them. A change left to the one-at-a-time path waits for the
  * end of the run; no plain row can need it, because a reference to a row not yet here would have
  * made that row one to leave too. An identity that comes twice in a run is always left, so a
- * row's changes keep their order.
+ * row's changes keep their order; so is a row of a table with unique keys besides its identity
+ * (uniqueKeys.ts settles a collision one row at a time, the same way on every node), without
+ * ending the run: the rows around it still go in together.
  */
 
 /** Tables whose new rows can be grouped: found by uuid or by a natural key. */
@@ -62,7 +65,7 @@ export async function applyNewRows(
   const left = new Set<WireChange>();
   const byTable = new Map<string, WireChange[]>();
   for (const c of run) {
-    if (seen.get(rowOf(c))! > 1) left.add(c);
+    if (seen.get(rowOf(c))! > 1 || hasUniqueKeys(ctx.plans.get(c.table)!)) left.add(c);
     else byTable.set(c.table, [...(byTable.get(c.table) ?? []), c]);
   }
   let pending = new Map(
