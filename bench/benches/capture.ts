@@ -15,13 +15,13 @@ import { compared, type Bench } from '../types.js';
  * busy moment on the machine does not decide the figure.
  */
 
-const RUNS = 2;
+const RUNS = 3;
 
 export const bench: Bench = {
   name: 'capture',
   description: "the application's writes with ClinicSync's triggers vs without",
   async run(ctx) {
-    const patients = isSmoke(ctx.env) ? 3 : 60;
+    const patients = isSmoke(ctx.env) ? 3 : 200;
     const dbs: TestDb[] = [];
     try {
       const best = {
