@@ -66,11 +66,17 @@ export const bench: Bench = {
       }
 
       ctx.log(`the parent applies ${sent} changes in ${batches.length} batches`);
+      const T: Record<string, number> = {};
+      for (const m of ['incoming', 'outgoing'] as const) {
+        const o = (root as any)[m].bind(root);
+        (root as any)[m] = async (...a: unknown[]) => { const t = performance.now(); try { return await o(...a); } finally { T[m] = (T[m] ?? 0) + performance.now() - t; } };
+      }
       let t0 = performance.now();
       let applied = 0;
       for (const env of batches) applied += (await root.answer(env)).result.applied;
       const applySeconds = (performance.now() - t0) / 1000;
       const [held] = await queryRows(root.pool, 'SELECT COUNT(*) AS n FROM obs');
+      ctx.log(JSON.stringify(T));
       ctx.log(`applied ${applied} in ${applySeconds.toFixed(1)} s`);
 
       // The baseline: the same rows, read from the child, loaded table by table.

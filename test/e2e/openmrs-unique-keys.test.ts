@@ -156,6 +156,86 @@ describe('the same username made on two clinics', () => {
   });
 });
 
+/**
+ * The same identifier given by two clinics below a hospital: the hospital settles it as they
+ * arrive, one at a time, but passes both registrations on to the district in one batch, where
+ * they are new rows that would go in together. They must be settled there the same way.
+ */
+describe('one patient identifier given twice, reaching the district in one batch', () => {
+  let tree: Tree;
+  let district: SyncNode;
+  let hospital: SyncNode;
+  let butaro: SyncNode;
+  let rwinkwavu: SyncNode;
+
+  beforeEach(async () => {
+    tree = new Tree();
+    district = await tree.root(await loadSampleDb('openmrs-testdata'), 'district');
+    hospital = await tree.clone(district, 'hospital');
+    butaro = await tree.clone(hospital, 'butaro');
+    rwinkwavu = await tree.clone(hospital, 'rwinkwavu');
+  });
+  afterEach(async () => tree.close());
+
+  it('keeps the first one and renames the other the same way on every node', async () => {
+    const spec = {
+      family: 'Uwase',
+      gender: 'F' as const,
+      birthdate: '1990-05-01',
+      identifier: '500-7',
+    };
+    const first = await createPatient(butaro.pool, {
+      ...spec,
+      given: 'Chantal',
+      at: '2026-03-02 09:00:00',
+      weightKg: '58',
+      favoriteFood: 'beans',
+    });
+    await sleep(50);
+    const second = await createPatient(rwinkwavu.pool, {
+      ...spec,
+      given: 'Diane',
+      at: '2026-03-02 09:05:00',
+      weightKg: '61',
+      favoriteFood: 'rice',
+    });
+    await tree.sync(butaro, hospital);
+    await tree.sync(rwinkwavu, hospital);
+    const round = await tree.exchange(hospital, district);
+    // both registrations travelled in the one batch
+    expect(round.up.applied).toBeGreaterThanOrEqual(2 * 8);
+    await tree.sync(hospital, district);
+    for (const clinic of [butaro, rwinkwavu]) await tree.sync(clinic, hospital);
+
+    const expected = {
+      [first.identifier]: '500-7',
+      [second.identifier]: renamed('500-7', second.identifier),
+    };
+    for (const node of [district, hospital, butaro, rwinkwavu]) {
+      const where = (await node.status()).name;
+      const rows = await queryRows(
+        node.pool,
+        'SELECT uuid, identifier FROM patient_identifier WHERE uuid IN (?, ?)',
+        [first.identifier, second.identifier],
+      );
+      expect(
+        Object.fromEntries(rows.map((r) => [String(r.uuid), String(r.identifier)])),
+        where,
+      ).toEqual(expected);
+      expect(await parkedOn(node), where).toEqual([]);
+      const conflicts = (await listConflicts(node.pool)).filter(
+        (c) => c.table === 'patient_identifier',
+      );
+      expect(
+        conflicts.map((c) => ({ identity: c.identity, loser: c.loser })),
+        where,
+      ).toEqual([
+        { identity: second.identifier, loser: { identifier: expected[second.identifier] } },
+      ]);
+    }
+  });
+});
+
 describe('two nodes handing out patient identifiers from the same counter', () => {
   let tree: Tree;
   let district: SyncNode;

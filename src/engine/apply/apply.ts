@@ -1,5 +1,5 @@
 import type { Pool, PoolConnection } from '../db/pool.js';
-import { execute, inTransaction, queryRows } from '../db/pool.js';
+import { execute, executePrepared, inTransaction, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { SyncError } from '../errors.js';
 import { hlcMillis, hlcNext } from '../clock/hlc.js';
@@ -37,7 +37,7 @@ import { refreshWholeTable } from './whole.js';
 import { keyFromIdent } from './keys.js';
 import { applyNewRows, groupable } from './newRows.js';
 import { PeerShapes } from './shapes.js';
-import { hasUniqueKeys, settleUniqueKeys } from './uniqueKeys.js';
+import { settleUniqueKeys } from './uniqueKeys.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -147,7 +147,7 @@ async function applyIn(
   const ids = new Identities(conn, ctx.plans, ctx.nodeId);
   const wholeTouched = new Set<string>();
   const advanced = new Set<string>();
-  const logRows: unknown[][] = [];
+  const logRows: (string | null)[][] = [];
 
   const applyChange = async (c: WireChange, plan: TablePlan): Promise<void> => {
     const outcome = shapes.differs(c.table, fromPeer)
@@ -240,7 +240,7 @@ async function applyIn(
   // The log first: parked changes refer to their log rows.
   for (let i = 0; i < logRows.length; i += 200) {
     const part = logRows.slice(i, i + 200);
-    await execute(
+    await executePrepared(
       conn,
       `INSERT INTO clinicsync_log (origin, seq, hlc, tbl, op, ident, old_ident, payload, basis, src) VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?,?)').join(',')}`,
       part.flat(),

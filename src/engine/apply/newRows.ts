@@ -1,5 +1,5 @@
 import type { PoolConnection } from '../db/pool.js';
-import { execute, queryRows } from '../db/pool.js';
+import { executePrepared, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { clockText, writeStates, CREATED, type Clocks } from '../capture/rowState.js';
 import { dataColumns, hashesSql, keySql } from '../capture/rowSql.js';
@@ -10,7 +10,7 @@ import { fromWire } from '../identity/wire.js';
 import type { WireChange } from '../protocol/types.js';
 import type { ApplyContext } from './apply.js';
 import { keyFromIdent } from './keys.js';
-import { hasUniqueKeys } from './uniqueKeys.js';
+import { hasUniqueKeys, mayCollide } from './uniqueKeys.js';
 
 /**
  * New rows applied together (issue 11): a run of incoming inserts is sorted out with a few
@@ -24,9 +24,9 @@ import { hasUniqueKeys } from './uniqueKeys.js';
  * before the children that refer to them. A change left to the one-at-a-time path waits for the
  * end of the run; no plain row can need it, because a reference to a row not yet here would have
  * made that row one to leave too. An identity that comes twice in a run is always left, so a
- * row's changes keep their order; so is a row of a table with unique keys besides its identity
- * (uniqueKeys.ts settles a collision one row at a time, the same way on every node), without
- * ending the run: the rows around it still go in together.
+ * row's changes keep their order; so is a new row that may collide with another on a unique key
+ * besides its identity (uniqueKeys.ts settles such a case one row at a time, the same way on every
+ * node).
  */
 
 /** Tables whose new rows can be grouped: found by uuid or by a natural key. */
@@ -65,7 +65,7 @@ export async function applyNewRows(
   const left = new Set<WireChange>();
   const byTable = new Map<string, WireChange[]>();
   for (const c of run) {
-    if (seen.get(rowOf(c))! > 1 || hasUniqueKeys(ctx.plans.get(c.table)!)) left.add(c);
+    if (seen.get(rowOf(c))! > 1) left.add(c);
     else byTable.set(c.table, [...(byTable.get(c.table) ?? []), c]);
   }
   let pending = new Map(
@@ -195,11 +195,20 @@ async function sortOut(
           );
     for (const r of rows) here.add(String(r.m).toLowerCase());
   }
-  const plain: NewRow[] = [];
+  const fresh: NewRow[] = [];
   for (const r of candidates) {
     if (here.has(matchOf(plan, r).toLowerCase())) others.push(r.change);
-    else plain.push(r);
+    else fresh.push(r);
   }
+  const colliding = hasUniqueKeys(plan)
+    ? await mayCollide(
+        conn,
+        plan,
+        fresh.map((r) => r.values),
+      )
+    : new Set<number>();
+  const plain: NewRow[] = [];
+  fresh.forEach((r, i) => (colliding.has(i) ? others.push(r.change) : plain.push(r)));
   return { plain, waiting, others };
 }
 
@@ -217,10 +226,10 @@ async function insertGroup(
   try {
     const one = `(${cols.map(() => '?').join(', ')})`;
     for (const part of chunks(group, Math.floor(PLACEHOLDERS / Math.max(cols.length, 1)))) {
-      await execute(
+      await executePrepared(
         conn,
         `INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES ${part.map(() => one).join(', ')}`,
-        part.flatMap((r) => cols.map((col) => r.values[col])),
+        part.flatMap((r) => cols.map((col) => r.values[col] ?? null)),
       );
     }
     // What the server made of each row: its local key, column hashes, and key value.

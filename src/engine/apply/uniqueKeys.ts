@@ -75,15 +75,53 @@ function keysOf(plan: TablePlan): Key[] {
   return out;
 }
 
-/** The value with a suffix from the row's identity, cut to fit its column. */
-/**
- * Whether rows of this table hold values two rows cannot share (beside their identity): such
- * rows are written one at a time, each settled by settleUniqueKeys, never in a multi-row group.
- */
+/** Whether rows of this table hold values two rows cannot share (beside their identity). */
 export function hasUniqueKeys(plan: TablePlan): boolean {
   return keysOf(plan).length > 0;
 }
 
+/**
+ * Of new rows about to go in together (local values, no row here yet), those that may collide on
+ * a unique key: with a row here or with one another. They are written one at a time, each settled
+ * by settleUniqueKeys; the others cannot collide and need no settling. The match is loose (letter
+ * case, trailing spaces) so that any doubt sends a row the careful way.
+ */
+export async function mayCollide(
+  conn: PoolConnection,
+  plan: TablePlan,
+  rows: Record<string, Value>[],
+): Promise<Set<number>> {
+  const t = plan.table;
+  const out = new Set<number>();
+  const loose = (vals: unknown[]) =>
+    vals.map((v) => String(v).toLowerCase().replace(/ +$/, '')).join('\u0000');
+  for (const key of keysOf(plan)) {
+    const keyed: { i: number; vals: Value[] }[] = [];
+    rows.forEach((values, i) => {
+      const full = keyValues(key, values, {});
+      if (full) keyed.push({ i, vals: key.columns.map((c) => full[c]!) });
+    });
+    const count = new Map<string, number>();
+    for (const k of keyed) count.set(loose(k.vals), (count.get(loose(k.vals)) ?? 0) + 1);
+    const here = new Set<string>();
+    for (let i = 0; i < keyed.length; i += 500) {
+      const part = keyed.slice(i, i + 500);
+      const one = `(${key.columns.map(() => '?').join(', ')})`;
+      const found = await queryRows(
+        conn,
+        `SELECT ${key.columns.map(q).join(', ')} FROM ${q(t.name)}
+          WHERE (${key.columns.map(q).join(', ')}) IN (${part.map(() => one).join(', ')})`,
+        part.flatMap((k) => k.vals),
+      );
+      for (const r of found) here.add(loose(key.columns.map((c) => r[c])));
+    }
+    for (const k of keyed)
+      if (here.has(loose(k.vals)) || count.get(loose(k.vals))! > 1) out.add(k.i);
+  }
+  return out;
+}
+
+/** The value with a suffix from the row's identity, cut to fit its column. */
 export function renamedValue(value: string, ident: string, col: Column): string {
   const suffix = `-${createHash('sha256').update(ident).digest('hex').slice(0, 6)}`;
   const m = /\((\d+)\)/.exec(col.columnType);
@@ -178,6 +216,18 @@ async function fullKey(
     const row = (await currentRows(conn, t, [lkey])).get(lkey);
     if (row) current = Object.fromEntries(key.columns.map((c) => [c, fromDriver(row[c])]));
   }
+  return keyValues(key, values, current);
+}
+
+/**
+ * The key's values from the incoming values over the current ones; null when no other row can
+ * share them (a value missing, empty or bytes; for OpenMRS's own keys, a voided row).
+ */
+function keyValues(
+  key: Key,
+  values: Record<string, Value>,
+  current: Record<string, Value>,
+): Record<string, Value> | null {
   if (key.liveOnly) {
     const voided = Object.hasOwn(values, 'voided') ? values.voided : current.voided;
     if (voided !== undefined && voided !== null && String(voided) !== '0') return null;

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { execute, queryRows } from '../db/pool.js';
+import { execute, executePrepared, queryRows } from '../db/pool.js';
 import { ihash } from '../identity/identities.js';
 import { khash } from './rowSql.js';
 
@@ -123,7 +123,7 @@ export async function writeStates(db: Queryable, w: StateWrites): Promise<void> 
   }
   for (let i = 0; i < w.upserts.length; i += 500) {
     const part = w.upserts.slice(i, i + 500);
-    await execute(
+    await executePrepared(
       db,
       `INSERT INTO clinicsync_row (tbl, khash, lkey, ident, ihash, colset, hashes, n, clocks)
        VALUES ${part.map(() => '(?,?,?,?,?,?,?,?,?)').join(',')}
