@@ -71,6 +71,7 @@ export async function applyNewRows(
   let pending = new Map(
     parentsFirst(ctx.plans, [...byTable.keys()]).map((t) => [t, byTable.get(t)!]),
   );
+  const dead = await tombstoned(conn, run);
   let applied = 0;
   // Rows whose references are in the run wait for a later pass (a cycle of tables needs one).
   for (let progress = true; progress && pending.size;) {
@@ -78,7 +79,7 @@ export async function applyNewRows(
     const waiting = new Map<string, WireChange[]>();
     for (const [table, changes] of pending) {
       const plan = ctx.plans.get(table)!;
-      const sorted = await sortOut(conn, ids, plan, changes);
+      const sorted = await sortOut(conn, ids, plan, changes, dead);
       for (const c of sorted.others) left.add(c);
       if (sorted.waiting.length) waiting.set(table, sorted.waiting);
       for (const group of byColumns(sorted.plain)) {
@@ -92,6 +93,27 @@ export async function applyNewRows(
   for (const changes of pending.values()) for (const c of changes) left.add(c);
   for (const c of run) if (left.has(c)) await one(c);
   return applied;
+}
+
+/** The changes of a run whose rows were deleted here (a tombstone): few queries for the run. */
+async function tombstoned(conn: PoolConnection, run: WireChange[]): Promise<Set<WireChange>> {
+  const out = new Set<WireChange>();
+  for (const part of chunks(run, IN_LIST)) {
+    const byRow = new Map<string, WireChange>();
+    for (const c of part) byRow.set(`${c.table}\u0000${ihash(c.ident).toString('hex')}`, c);
+    const tables = [...new Set(part.map((c) => c.table))];
+    const rows = await queryRows(
+      conn,
+      `SELECT tbl, ihash FROM clinicsync_tombstone
+        WHERE tbl IN (${tables.map(() => '?').join(',')}) AND ihash IN (${part.map(() => '?').join(',')})`,
+      [...tables, ...part.map((c) => ihash(c.ident))],
+    );
+    for (const r of rows) {
+      const c = byRow.get(`${String(r.tbl)}\u0000${(r.ihash as Buffer).toString('hex')}`);
+      if (c) out.add(c);
+    }
+  }
+  return out;
 }
 
 /** The tables in an order where a table comes after those it refers to (cycles cut anywhere). */
@@ -122,19 +144,11 @@ async function sortOut(
   ids: Identities,
   plan: TablePlan,
   changes: WireChange[],
+  dead: Set<WireChange>,
 ): Promise<{ plain: NewRow[]; waiting: WireChange[]; others: WireChange[] }> {
   const t = plan.table;
   const others: WireChange[] = [];
   const waiting: WireChange[] = [];
-  const dead = new Set<string>();
-  for (const part of chunks(changes, IN_LIST)) {
-    const rows = await queryRows(
-      conn,
-      `SELECT ihash FROM clinicsync_tombstone WHERE tbl = ? AND ihash IN (${part.map(() => '?').join(',')})`,
-      [t.name, ...part.map((c) => ihash(c.ident))],
-    );
-    for (const r of rows) dead.add((r.ihash as Buffer).toString('hex'));
-  }
   // Every reference looked up once per referenced table; the answers are kept for what follows.
   const wanted = new Map<string, Set<string>>();
   const want = (table: string, ident: string) =>
@@ -156,7 +170,7 @@ async function sortOut(
 
   const candidates: NewRow[] = [];
   for (const c of changes) {
-    if (dead.has(ihash(c.ident).toString('hex')) || splitIdent(plan, c.ident) === null) {
+    if (dead.has(c) || splitIdent(plan, c.ident) === null) {
       others.push(c);
       continue;
     }

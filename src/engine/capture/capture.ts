@@ -111,6 +111,11 @@ export class Capture {
   /** Everything committed so far into the outgoing log; returns the number of new log entries. */
   async pickupAll(): Promise<number> {
     await this.reconcile();
+    return this.pickupReconciled();
+  }
+
+  /** pickupAll, for a caller that has just run reconcile itself. */
+  async pickupReconciled(): Promise<number> {
     const schema = this.schema ?? (await this.loadSchema());
     return pickupAll({
       pool: this.pool,

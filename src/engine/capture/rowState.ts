@@ -63,6 +63,40 @@ export function isLater(a: Stamp, b: Stamp): boolean {
   return a.hlc !== b.hlc ? a.hlc > b.hlc : a.origin > b.origin;
 }
 
+/**
+ * Not a column name either, and only in the stored text: the stamps the row's clocks share. An
+ * insert stamps every column alike, so an obs row's clocks held the same 36-character stamp 28
+ * times (1.5 KB a row); stored, each stamp is written once and columns give its position.
+ */
+const STAMPS = '@stamps';
+
+/** The clocks as stored in clinicsync_row (null for none); parseClocks reads them back. */
+export function clocksText(clocks: Clocks): string | null {
+  const entries = Object.entries(clocks);
+  if (!entries.length) return null;
+  const uses = new Map<string, number>();
+  for (const [, v] of entries) uses.set(v, (uses.get(v) ?? 0) + 1);
+  const shared = [...uses].filter(([, n]) => n > 1).map(([v]) => v);
+  if (!shared.length) return JSON.stringify(clocks);
+  const at = new Map(shared.map((v, i) => [v, i]));
+  const out: Record<string, string | number | string[]> = { [STAMPS]: shared };
+  for (const [k, v] of entries) out[k] = at.get(v) ?? v;
+  return JSON.stringify(out);
+}
+
+/** Clocks from their stored text, either form (rows stored before stamps were shared have none). */
+export function parseClocks(text: string | null): Clocks {
+  if (text === null) return {};
+  const raw = JSON.parse(text) as Record<string, string | number | string[]>;
+  const shared = Array.isArray(raw[STAMPS]) ? raw[STAMPS] : [];
+  const out: Clocks = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k === STAMPS) continue;
+    out[k] = typeof v === 'number' ? shared[v]! : String(v);
+  }
+  return out;
+}
+
 export async function readStates(
   db: Queryable,
   table: string,
@@ -86,7 +120,7 @@ export async function readStates(
         colset: Number(r.colset),
         hashes: r.hashes as Buffer,
         n: Number(r.n),
-        clocks: r.clocks == null ? {} : (JSON.parse(String(r.clocks)) as Clocks),
+        clocks: parseClocks(r.clocks == null ? null : String(r.clocks)),
       });
     }
   }
@@ -138,7 +172,7 @@ export async function writeStates(db: Queryable, w: StateWrites): Promise<void> 
         u.colset,
         u.hashes,
         u.n,
-        Object.keys(u.clocks).length ? JSON.stringify(u.clocks) : null,
+        clocksText(u.clocks),
       ]),
     );
   }

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { execute, inTransaction, queryRows } from '../db/pool.js';
 import { khash } from '../capture/rowSql.js';
-import type { Clocks } from '../capture/rowState.js';
+import { clocksText, parseClocks } from '../capture/rowState.js';
 
 /**
  * Takes the parent's verdict on this node's changes stamped too far ahead (DESIGN §6): the log
@@ -47,12 +47,12 @@ export async function applyClockFixes(
           [entry.tbl, khash(String(entry.lkey))],
         );
         if (row?.clocks != null) {
-          const clocks = JSON.parse(String(row.clocks)) as Clocks;
+          const clocks = parseClocks(String(row.clocks));
           // column clocks, bases and (inside their JSON) reserves may all hold the stamp
           for (const [col, c] of Object.entries(clocks))
             clocks[col] = c === before ? after : c.split(`"${before}"`).join(`"${after}"`);
           await execute(conn, 'UPDATE clinicsync_row SET clocks = ? WHERE tbl = ? AND khash = ?', [
-            JSON.stringify(clocks),
+            clocksText(clocks),
             entry.tbl,
             khash(String(entry.lkey)),
           ]);

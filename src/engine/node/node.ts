@@ -194,8 +194,14 @@ export class SyncNode {
     return this.capture.pickupAll();
   }
 
+  /**
+   * The schema checked (reconcile), then everything committed so far picked up, and the parts an
+   * exchange works with. The schema check reads information_schema (a few ms); an exchange does
+   * it once, not once for picking up and again for its table plans.
+   */
   private async engineParts() {
     await this.capture.reconcile();
+    if (this.lock && !(await this.capture.isPaused())) await this.capture.pickupReconciled();
     return { plans: this.capture.plans(), selected: this.capture.synced() };
   }
 
@@ -205,7 +211,6 @@ export class SyncNode {
    */
   async outgoing(peer: string, limits?: Limits): Promise<Envelope> {
     return this.exclusive(async () => {
-      await this.pickupNow();
       const { plans, selected } = await this.engineParts();
       const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
       const env = await buildBatch(
@@ -235,7 +240,6 @@ export class SyncNode {
    */
   async outgoingAll(peer: string, take: (env: Envelope) => Promise<boolean>): Promise<void> {
     return this.exclusive(async () => {
-      await this.pickupNow();
       const { plans, selected } = await this.engineParts();
       const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
       const resume = { lsn: 0n };
@@ -284,7 +288,6 @@ export class SyncNode {
   }
 
   private async incomingNow(env: Envelope, peerId: string, fromFile = false): Promise<ApplyResult> {
-    await this.pickupNow();
     const { plans, selected } = await this.engineParts();
     // The parent's verdict on this node's clocks first, so the changes below are judged against it.
     if (env.fixes) await applyClockFixes(this.pool, this.nodeId, env.fixes);
@@ -366,7 +369,10 @@ export class SyncNode {
 
   /** How each table here is identified: what a received batch is checked against (transport). */
   async tablePlans(): Promise<Map<string, TablePlan>> {
-    return this.exclusive(async () => (await this.engineParts()).plans);
+    return this.exclusive(async () => {
+      await this.capture.reconcile();
+      return this.capture.plans();
+    });
   }
 
   async addPeer(p: {

@@ -55,8 +55,11 @@ export async function buildBatch(
   while (!more) {
     const rows = await queryRows(
       ctx.db,
-      'SELECT lsn, origin, seq, hlc, tbl, op, ident, old_ident, payload, basis, src FROM clinicsync_log WHERE lsn > ? ORDER BY lsn LIMIT 2000',
-      [cursor.toString()],
+      // The peer's own changes are passed over: their values are not read.
+      `SELECT lsn, origin, seq, hlc, tbl, op, ident, old_ident, src,
+              IF(src <=> ?, NULL, payload) AS payload, IF(src <=> ?, NULL, basis) AS basis
+         FROM clinicsync_log WHERE lsn > ? ORDER BY lsn LIMIT 2000`,
+      [peer, peer, cursor.toString()],
     );
     if (!rows.length) break;
     for (const r of rows) {
