@@ -193,6 +193,8 @@ for (const language of ['en', 'fr'] as const) {
       await shot(childPage, 'wizard-8-schedule');
       await childPage.getByRole('button', { name: t('common.next') }).click();
       await childPage.getByText(t('wizard.done.child', { name: 'Butaro' })).waitFor();
+      // The main server hands out no identifiers from a counter here: nothing to warn about.
+      expect(await childPage.getByTestId('identifier-notice').count()).toBe(0);
       await childPage.getByRole('button', { name: t('wizard.finish') }).click();
 
       // The copy is real: the main server's rows are here, and this is now its child.

@@ -240,7 +240,7 @@ export function Wizard({
               ? t('wizard.done.root', { name: setup.node?.name ?? name })
               : t('wizard.done.child', { name: setup.node?.name ?? name })}
           </p>
-          {role !== 'root' && (
+          {role !== 'root' && status?.identifierWarning && (
             <p className="notice notice-warning" data-testid="identifier-notice">
               {t('wizard.done.identifiers')}
             </p>

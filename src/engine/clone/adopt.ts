@@ -3,6 +3,7 @@ import type { Pool } from '../db/pool.js';
 import { execute, inTransaction } from '../db/pool.js';
 import { setMeta } from '../node/meta.js';
 import { addPeer } from '../node/peers.js';
+import { encodeIdSources, readIdSources, rememberIdSources } from '../openmrs/idgen.js';
 import { PROGRESS_TABLE } from './progress.js';
 
 export interface ParentInfo {
@@ -66,6 +67,10 @@ export async function adoptAsChild(
       incarnation: parent.incarnation,
       url: parent.url ?? null,
     });
+    // The copy's identifier counters are the parent's: until an exchange says otherwise, the
+    // parent hands out what this clinic would, so status (and the wizard) warn from the start.
+    const sources = await readIdSources(conn);
+    if (sources.length) await rememberIdSources(conn, parent.nodeId, encodeIdSources(sources));
     // The parent holds everything the copy holds.
     await execute(
       conn,
