@@ -113,6 +113,15 @@ describe('complex obs files', () => {
     expect(cut!.have).toBeGreaterThan(512 * 1024);
     expect(cut!.have).toBeLessThan(FIVE_MB);
     expect(fs.existsSync(target)).toBe(false);
+    // Status says so on both sides: the rest to come here, the file still being sent there.
+    expect((await root.status()).complexObsFiles).toEqual({
+      arriving: 1,
+      bytesToCome: FIVE_MB - cut!.have,
+      waitingForRecord: 0,
+      sending: 0,
+      problem: null,
+    });
+    expect((await child.status()).complexObsFiles?.sending).toBe(1);
     // The obs row went first.
     expect(
       await queryRows(root.pool, 'SELECT 1 FROM obs WHERE value_complex LIKE ?', [`%|${name}`]),
@@ -137,6 +146,9 @@ describe('complex obs files', () => {
     const again = proxy.stats.bytes.request;
     await new NodeService(child, client).syncNow();
     expect(proxy.stats.bytes.request - again).toBeLessThan(16 * 1024);
+    const settled = { arriving: 0, bytesToCome: 0, waitingForRecord: 0, sending: 0, problem: null };
+    expect((await root.status()).complexObsFiles).toEqual(settled);
+    expect((await child.status()).complexObsFiles).toEqual(settled);
   }, 180_000);
 
   it('moves a 5 MB file by USB key in two files, the second carrying only the remainder', async () => {
@@ -339,6 +351,9 @@ describe('complex obs files', () => {
       chunks: [{ name: 'bad.bin', sha256: sha, offset: 0, data: Buffer.from('the fake bytes') }],
     });
     expect((await fileIn(root, 'huge.bin'))?.state).toBe('refused');
+    expect((await root.status()).complexObsFiles?.problem).toBe(
+      `1 attached file from another computer was not taken because it is larger than the limit of ${root.settings.complexObs.maxFileMegabytes} MB (setting complexObs.maxFileMegabytes): huge.bin.`,
+    );
     // Wrong bytes are dropped and the file starts over; nothing reaches complex_obs.
     expect(await fileIn(root, 'bad.bin')).toEqual({ have: 0, size: 14, state: 'partial' });
     expect(fs.existsSync(path.join(to.complexDir, 'bad.bin'))).toBe(false);

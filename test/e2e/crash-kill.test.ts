@@ -109,6 +109,7 @@ describe('processes killed at random points across many exchanges', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-crash-'));
     tree = new Tree();
     rootDb = await createTestDb('cs_crash');
+    tree.dbs.push(rootDb);
     await createClinicSchema(rootDb.pool);
     rootHome = path.join(dir, 'district');
     const home = new Home(rootHome);

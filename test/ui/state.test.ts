@@ -16,6 +16,7 @@ import {
 import { ApiProvider } from '../../renderer/src/context.js';
 import { LANGUAGES, createI18n } from '../../renderer/src/i18n/index.js';
 import { StatusScreen } from '../../renderer/src/screens/Status.js';
+import { formats } from '../../renderer/src/format.js';
 import { STATE_TONE } from '../../renderer/src/stateView.js';
 
 /*
@@ -240,6 +241,38 @@ describe('the status screen', () => {
       expect(away).toContain(html(t('status.openmrsTitle')));
       expect(away).toContain(html(t('status.openmrsNext')));
       expect(away).toContain(html(problem));
+    });
+  }
+
+  for (const language of LANGUAGES) {
+    it(`says in ${language} how the attached files are getting on`, () => {
+      const t = createI18n(language).t;
+      const files = { arriving: 0, bytesToCome: 0, waitingForRecord: 0, sending: 0, problem: null };
+      expect(renderStatus(apiStatus(node(), calm), language)).not.toContain(
+        'data-testid="files-status"',
+      );
+      const settled = renderStatus(apiStatus(node({ complexObsFiles: files }), calm), language);
+      expect(settled).toContain(html(t('status.filesDone')));
+      const moving = renderStatus(
+        apiStatus(
+          node({ complexObsFiles: { ...files, arriving: 2, bytesToCome: 3_500_000, sending: 1 } }),
+          calm,
+        ),
+        language,
+      );
+      expect(moving).toContain(
+        html(t('status.filesArriving', { count: 2, size: formats(language, t).bytes(3_500_000) })),
+      );
+      expect(moving).toContain(html(t('status.filesSending', { count: 1 })));
+      expect(moving).not.toContain(html(t('status.filesDone')));
+      const problem =
+        '1 attached file from another computer was not taken because it is larger than the limit of 50 MB (setting complexObs.maxFileMegabytes): huge.bin.';
+      const refused = renderStatus(
+        apiStatus(node({ complexObsFiles: { ...files, problem } }), calm),
+        language,
+      );
+      expect(refused).toContain(html(t('status.filesTitle')));
+      expect(refused).toContain(html(problem));
     });
   }
 

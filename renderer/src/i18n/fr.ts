@@ -133,6 +133,15 @@ export const fr: Messages = {
     openmrsTitle: 'OpenMRS n’a pas pu être informé des enregistrements reçus',
     openmrsNext:
       'Les patients arrivés peuvent ne pas encore apparaître dans les recherches d’OpenMRS. Vérifiez qu’OpenMRS fonctionne ; ClinicSync réessaie de lui-même.',
+    filesDone: 'Fichiers joints (radios, examens) : tous échangés.',
+    filesArriving_one: '{{count, number}} fichier joint en cours de réception ({{size}} restants)',
+    filesArriving_other:
+      '{{count, number}} fichiers joints en cours de réception ({{size}} restants)',
+    filesWaiting_one: '{{count, number}} fichier attend son enregistrement',
+    filesWaiting_other: '{{count, number}} fichiers attendent leur enregistrement',
+    filesSending_one: '{{count, number}} fichier en cours d’envoi',
+    filesSending_other: '{{count, number}} fichiers en cours d’envoi',
+    filesTitle: 'Des fichiers joints n’ont pas été acceptés',
     schemaTitle: 'Des tables attendent une mise à jour d’OpenMRS',
     identifierTitle: 'Deux ordinateurs donneraient les mêmes identifiants à des patients',
   },

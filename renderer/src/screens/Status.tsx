@@ -30,6 +30,18 @@ export function StatusScreen({
   const { t } = useTranslation();
   const api = useApi();
   const f = useFormats();
+  const filesLine = (files: NonNullable<ApiStatus['complexObsFiles']>): string => {
+    const parts = [
+      ...(files.arriving
+        ? [t('status.filesArriving', { count: files.arriving, size: f.bytes(files.bytesToCome) })]
+        : []),
+      ...(files.waitingForRecord
+        ? [t('status.filesWaiting', { count: files.waitingForRecord })]
+        : []),
+      ...(files.sending ? [t('status.filesSending', { count: files.sending })] : []),
+    ];
+    return parts.length ? `${parts.join(', ')}.` : t('status.filesDone');
+  };
   const [history, setHistory] = useState<ApiExchange[]>([]);
   const [parked, setParked] = useState<ApiParked[]>([]);
   const [conflicts, setConflicts] = useState<ApiConflict[]>([]);
@@ -220,6 +232,19 @@ export function StatusScreen({
                   : t('status.openmrsSending', { count: status.openmrsRefresh.pending })}
               </p>
             ))}
+          {status.complexObsFiles && (
+            <>
+              <p className="hint" data-testid="files-status">
+                {filesLine(status.complexObsFiles)}
+              </p>
+              {status.complexObsFiles.problem && (
+                <div className="notice notice-warning" data-testid="files-problem">
+                  <p className="notice-title">{t('status.filesTitle')}</p>
+                  <p className="notice-detail">{status.complexObsFiles.problem}</p>
+                </div>
+              )}
+            </>
+          )}
 
           {parked.length > 0 && (
             <section className="panel" aria-labelledby="parked-title">

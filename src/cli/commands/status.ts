@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { NodeStatus } from '../../engine/node/types.js';
+import type { FilesStatus } from '../../engine/files/status.js';
 import type { OpenmrsRefreshStatus } from '../../engine/openmrs/refresh.js';
 import { withNode, type CliContext } from '../context.js';
 
@@ -26,6 +27,7 @@ export function describeStatus(s: NodeStatus): string[] {
     `Last error: ${s.lastError ?? 'none'}`,
     `Journal size: ${formatBytes(s.journalBytes)}`,
     ...(s.openmrsRefresh ? [describeOpenmrsRefresh(s.openmrsRefresh)] : []),
+    ...(s.complexObsFiles ? describeFiles(s.complexObsFiles) : []),
     ...(s.schemaWarning ? [`Tables waiting for an upgrade: ${s.schemaWarning}`] : []),
     ...(s.identifierWarning ? [`Patient identifiers: ${s.identifierWarning}`] : []),
   ];
@@ -35,6 +37,18 @@ function describeOpenmrsRefresh(r: OpenmrsRefreshStatus): string {
   if (r.problem) return r.problem;
   if (r.pending === 0) return `OpenMRS (${r.url}): up to date with what was received`;
   return `OpenMRS (${r.url}): ${r.pending} refreshes being sent`;
+}
+
+function describeFiles(f: FilesStatus): string[] {
+  const parts = [
+    ...(f.arriving ? [`${f.arriving} arriving (${formatBytes(f.bytesToCome)} to come)`] : []),
+    ...(f.waitingForRecord ? [`${f.waitingForRecord} waiting for their record`] : []),
+    ...(f.sending ? [`${f.sending} being sent`] : []),
+  ];
+  return [
+    `Attached files: ${parts.length ? parts.join(', ') : 'all exchanged'}`,
+    ...(f.problem ? [f.problem] : []),
+  ];
 }
 
 function formatBytes(n: number): string {

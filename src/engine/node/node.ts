@@ -24,6 +24,7 @@ import { heldByPeerNotHere, ownChanges, pendingFor, pendingForAnyChild } from '.
 import { lastExchanges } from './history.js';
 import { parkedWarning } from './parkedWarning.js';
 import { OpenmrsRefresher, queueRefreshes, refreshStatus } from '../openmrs/refresh.js';
+import { filesStatus } from '../files/status.js';
 import { declareShapes } from './declare.js';
 import { PeerShapes } from '../apply/shapes.js';
 import { introspect } from '../db/schema.js';
@@ -439,6 +440,7 @@ export class SyncNode {
       nodeId: this.nodeId,
       incarnation: this.incarnation,
       openmrsRefresh: await refreshStatus(this.pool, this.settings),
+      complexObsFiles: await filesStatus(this.pool, this.settings),
       schemaWarning: await this.schemaWarning(),
       identifierWarning: await identifierWarning(this.pool, peers),
     };

@@ -1,3 +1,4 @@
+import type { FilesStatus } from '../files/status.js';
 import type { OpenmrsRefreshStatus } from '../openmrs/refresh.js';
 
 /** One child as its parent sees it. */
@@ -40,6 +41,8 @@ export interface NodeStatus {
   incarnation: string;
   /** the refresh of this node's running OpenMRS, or null when the settings name none */
   openmrsRefresh?: OpenmrsRefreshStatus | null;
+  /** attached files (complex obs) on their way, or null when this node carries none */
+  complexObsFiles?: FilesStatus | null;
   /**
    * null, or a sentence per neighbour whose tables have other columns than here, naming both
    * OpenMRS versions and what to upgrade; those tables wait, everything else flows

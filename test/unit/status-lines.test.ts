@@ -45,3 +45,38 @@ describe('the OpenMRS line of status', () => {
     ]);
   });
 });
+
+/* `clinic-sync status` says how attached files (complex obs) are getting on. */
+describe('the attached files line of status', () => {
+  const filesLines = (s: NodeStatus) =>
+    describeStatus(s).filter((l) => l.startsWith('Attached files') || l.includes('not taken'));
+  const files = { arriving: 0, bytesToCome: 0, waitingForRecord: 0, sending: 0, problem: null };
+
+  it('is absent when the node carries no files, and says when all are exchanged', () => {
+    expect(filesLines(base)).toEqual([]);
+    expect(filesLines({ ...base, complexObsFiles: null })).toEqual([]);
+    expect(filesLines({ ...base, complexObsFiles: files })).toEqual([
+      'Attached files: all exchanged',
+    ]);
+  });
+
+  it('counts what arrives, waits and goes, and adds the problem in plain words', () => {
+    const problem =
+      '1 attached file from another computer was not taken because it is larger than the limit of 50 MB (setting complexObs.maxFileMegabytes): huge.bin.';
+    expect(
+      filesLines({
+        ...base,
+        complexObsFiles: {
+          arriving: 2,
+          bytesToCome: 3 * 1024 * 1024,
+          waitingForRecord: 1,
+          sending: 4,
+          problem,
+        },
+      }),
+    ).toEqual([
+      'Attached files: 2 arriving (3.0 MiB to come), 1 waiting for their record, 4 being sent',
+      problem,
+    ]);
+  });
+});
