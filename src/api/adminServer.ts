@@ -340,6 +340,8 @@ async function call(
       const value = isRecord(body) ? body.value : undefined;
       return api.updateSetting(key ?? '', value as string);
     }
+    case 'setOpenmrsLogin':
+      return api.setOpenmrsLogin(body as Parameters<SyncApi['setOpenmrsLogin']>[0]);
     case 'createPairingCode':
       return api.createPairingCode(body as Parameters<SyncApi['createPairingCode']>[0]);
     case 'listConflicts':

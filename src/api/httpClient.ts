@@ -90,6 +90,7 @@ export function createHttpApi(opts: HttpApiOptions): SyncApi {
     resumeSync: () => request('resumeSync'),
     getSettings: () => request('getSettings'),
     updateSetting: (key, value) => request('updateSetting', { key, body: { value } }),
+    setOpenmrsLogin: (req) => request('setOpenmrsLogin', { body: req }),
     createPairingCode: (req) => request('createPairingCode', { body: req }),
     listConflicts: (req) => request('listConflicts', { query: req }),
     listHistory: (req) => request('listHistory', { query: req }),

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { setSetting } from '../engine/config/settings.js';
+import { OPENMRS_PASSWORD_SECRET } from '../engine/openmrs/password.js';
 import { explainDbError } from '../engine/db/pool.js';
 import { isSyncError } from '../engine/errors.js';
 import { listConflicts } from '../engine/apply/conflicts.js';
@@ -147,6 +148,13 @@ const fullPath = z
 const dirSchema = z.object({ dir: fullPath }).strict();
 const importSchema = z
   .object({ file: fullPath, replyDir: fullPath.nullable().optional() })
+  .strict();
+const openmrsLoginSchema = z
+  .object({
+    url: z.string().max(2_000),
+    user: z.string().max(100),
+    password: z.string().max(1_000).nullable(),
+  })
   .strict();
 const FOLDER_SENTENCE =
   'Give the folder as a full path, like /media/nurse/KEY or E:\\ (a drive from the list of USB keys).';
@@ -389,6 +397,36 @@ export function createLocalApi(opts: LocalApiOptions): SyncApi {
         if (key.startsWith('sync.')) Object.assign(node.settings.sync, next.sync);
         // So do the limits of growth (the disk threshold, the silent-child limit, the log's size).
         if (key.startsWith('storage.')) Object.assign(node.settings.storage, next.storage);
+        return next;
+      }),
+
+    setOpenmrsLogin: (req) =>
+      guard(() => {
+        const login = parse(
+          openmrsLoginSchema,
+          req,
+          "OpenMRS is named by its address, a user name and that user's password, as text.",
+        );
+        const url = login.url.trim();
+        const user = url === '' ? '' : login.user.trim();
+        let next = setSetting(node.home.load() ?? node.settings, 'openmrs.url', url);
+        next = setSetting(next, 'openmrs.user', user);
+        const password = login.password === null ? null : login.password.trim();
+        if (url !== '') {
+          if (user === '') {
+            throw new ApiError('usage', 'Give the OpenMRS user that ClinicSync signs in as.');
+          }
+          if (
+            password === '' ||
+            (password === null && !node.home.readSecret(OPENMRS_PASSWORD_SECRET))
+          ) {
+            throw new ApiError('usage', `Give the password of the OpenMRS user "${user}".`);
+          }
+        }
+        if (password) node.home.writeSecret(OPENMRS_PASSWORD_SECRET, password);
+        node.home.save(next);
+        // A running refresher reads these on each round; one starts with the engine.
+        Object.assign(node.settings.openmrs, next.openmrs);
         return next;
       }),
 

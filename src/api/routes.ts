@@ -9,6 +9,7 @@
  *   POST /api/resume                 resumeSync
  *   GET  /api/settings               getSettings
  *   PUT  /api/settings/:key {value}  updateSetting
+ *   PUT  /api/openmrs {url, user, password}  setOpenmrsLogin
  *   POST /api/pairing-codes {ttlMinutes}  createPairingCode
  *   GET  /api/conflicts?limit=N      listConflicts
  *   GET  /api/history?limit=N        listHistory
@@ -47,6 +48,7 @@ export const ROUTES: Record<ApiOperation, Route> = {
   resumeSync: { method: 'POST', path: '/api/resume', input: 'none' },
   getSettings: { method: 'GET', path: '/api/settings', input: 'none' },
   updateSetting: { method: 'PUT', path: '/api/settings/:key', input: 'key-and-body' },
+  setOpenmrsLogin: { method: 'PUT', path: '/api/openmrs', input: 'body' },
   createPairingCode: { method: 'POST', path: '/api/pairing-codes', input: 'body' },
   listConflicts: { method: 'GET', path: '/api/conflicts', input: 'query' },
   listHistory: { method: 'GET', path: '/api/history', input: 'query' },

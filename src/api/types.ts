@@ -464,6 +464,12 @@ export interface SyncApi {
    * shared settings schema; a bad key or value rejects with 'usage'. Returns the new settings.
    */
   updateSetting(key: string, value: string): Promise<Settings>;
+  /**
+   * names the OpenMRS this node refreshes after applied batches (openmrs.url, openmrs.user) and
+   * keeps its password with the node's other secrets; an empty url names none. A null password
+   * keeps the one saved. Returns the new settings (which never hold the password).
+   */
+  setOpenmrsLogin(req: OpenmrsLogin): Promise<Settings>;
   /** a one-time code a child presents once to register with this node */
   createPairingCode(req: PairingRequest): Promise<PairingCode>;
   listConflicts(req: ListRequest): Promise<ApiConflict[]>;
@@ -516,6 +522,15 @@ export interface SyncApi {
 
 export type ApiOperation = keyof SyncApi;
 
+/** The running OpenMRS ClinicSync refreshes (issue 12): its address, a user and its password. */
+export interface OpenmrsLogin {
+  /** like http://localhost:8080/openmrs; empty for none */
+  url: string;
+  user: string;
+  /** null keeps the password saved before */
+  password: string | null;
+}
+
 /**
  * Every operation's name, in one list: the HTTP server, the HTTP client and the preload bridge
  * are each checked against it (a test asserts each implementation has exactly these methods).
@@ -528,6 +543,7 @@ export const API_OPERATIONS = [
   'resumeSync',
   'getSettings',
   'updateSetting',
+  'setOpenmrsLogin',
   'createPairingCode',
   'listConflicts',
   'listHistory',

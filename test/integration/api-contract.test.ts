@@ -25,6 +25,7 @@ import { cloneRunner } from '../../src/engine/clone/clone.js';
 import type { Home } from '../../src/engine/config/home.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
 import { SyncError } from '../../src/engine/errors.js';
+import { OPENMRS_PASSWORD_SECRET } from '../../src/engine/openmrs/password.js';
 import { NodeService, type ParentLink } from '../../src/engine/node/service.js';
 import type { SyncNode } from '../../src/engine/node/node.js';
 import { decodeEnvelope, encodeEnvelope } from '../../src/engine/protocol/xml.js';
@@ -241,6 +242,35 @@ export function syncApiContract(name: string, makeApi: MakeApi): void {
       await expectKind(api.updateSetting('name', 'other'), 'usage');
       await expectKind(api.updateSetting('no.such', '1'), 'usage');
       expect((await api.getSettings()).sync.intervalSeconds).toBe(900);
+    });
+
+    it("names the clinic's OpenMRS with its password kept as a secret, and refuses half a login", async () => {
+      const api = await open(child);
+      const url = 'http://localhost:8080/openmrs';
+      // No password saved yet: one must be given.
+      const none = await expectKind(
+        api.setOpenmrsLogin({ url, user: 'sync', password: null }),
+        'usage',
+      );
+      expect(none.message).toBe('Give the password of the OpenMRS user "sync".');
+      await expectKind(api.setOpenmrsLogin({ url, user: ' ', password: 'pw' }), 'usage');
+      await expectKind(
+        api.setOpenmrsLogin({ url: 'not an address', user: 'sync', password: 'pw' }),
+        'usage',
+      );
+      expect(child.home.readSecret(OPENMRS_PASSWORD_SECRET)).toBeNull();
+
+      const saved = await api.setOpenmrsLogin({ url, user: 'sync', password: 'Secret123' });
+      expect(saved.openmrs).toMatchObject({ url, user: 'sync' });
+      expect(JSON.stringify(saved)).not.toContain('Secret123');
+      expect(child.home.readSecret(OPENMRS_PASSWORD_SECRET)).toBe('Secret123');
+      expect(child.settings.openmrs).toMatchObject({ url, user: 'sync' });
+      // The password saved is kept when none is given again; an empty address names none.
+      await api.setOpenmrsLogin({ url, user: 'refresher', password: null });
+      expect(child.home.readSecret(OPENMRS_PASSWORD_SECRET)).toBe('Secret123');
+      expect((await api.getSettings()).openmrs.user).toBe('refresher');
+      const off = await api.setOpenmrsLogin({ url: '', user: 'refresher', password: null });
+      expect(off.openmrs).toMatchObject({ url: '', user: '' });
     });
 
     it('creates one-time pairing codes, kept only as a hash', async () => {

@@ -344,6 +344,29 @@ for (const language of ['en', 'fr'] as const) {
       );
     });
 
+    it("names the clinic's OpenMRS: the password goes with the secrets, never the settings", async () => {
+      const panel = childPage.getByRole('region', { name: t('settings.openmrsHeading') });
+      await childPage.locator('#openmrs-url').fill('http://localhost:8080/openmrs');
+      await childPage.locator('#openmrs-user').fill('admin');
+      // No password yet: refused in plain words, nothing saved.
+      await panel.getByRole('button', { name: t('common.save') }).click();
+      await panel.locator('[data-error-kind="usage"]').waitFor();
+      await childPage.locator('#openmrs-password').fill('Admin123');
+      await panel.getByRole('button', { name: t('common.save') }).click();
+      await panel.getByText(t('common.saved'), { exact: true }).waitFor();
+      await panel.getByText(t('settings.openmrsPasswordKept')).waitFor();
+      expect(await childPage.locator('#openmrs-password').inputValue()).toBe('');
+      await shot(childPage, 'settings-openmrs');
+      const file = fs.readFileSync(path.join(child.home, 'settings.json'), 'utf8');
+      expect(JSON.parse(file)).toMatchObject({
+        openmrs: { url: 'http://localhost:8080/openmrs', user: 'admin' },
+      });
+      expect(file).not.toContain('Admin123');
+      expect(fs.readFileSync(path.join(child.home, 'secrets', 'openmrs-password'), 'utf8')).toBe(
+        'Admin123',
+      );
+    });
+
     it("says it can't reach the main server once it is stopped, in plain words", async () => {
       await parent.stop();
       await execute(

@@ -81,6 +81,7 @@ function stubApi() {
     resumeSync: rec('resumeSync', { paused: false, until: null }),
     getSettings: rec('getSettings', SETTINGS),
     updateSetting: rec('updateSetting', SETTINGS),
+    setOpenmrsLogin: rec('setOpenmrsLogin', SETTINGS),
     createPairingCode: rec('createPairingCode', {
       code: 'ABCD',
       expiresAt: '2026-01-01T00:00:00.000Z',
@@ -276,6 +277,8 @@ describe('admin server: routes', () => {
     await c.resumeSync();
     expect(await c.getSettings()).toEqual(SETTINGS);
     await c.updateSetting('tables.exclude', 'a, b/c');
+    const login = { url: 'http://localhost:8080/openmrs', user: 'sync', password: 'pw' };
+    await c.setOpenmrsLogin(login);
     await c.createPairingCode({ ttlMinutes: 30 });
     await c.listConflicts({ limit: 5 });
     await c.listHistory({});
@@ -312,6 +315,7 @@ describe('admin server: routes', () => {
       { op: 'resumeSync', args: [] },
       { op: 'getSettings', args: [] },
       { op: 'updateSetting', args: ['tables.exclude', 'a, b/c'] },
+      { op: 'setOpenmrsLogin', args: [login] },
       { op: 'createPairingCode', args: [{ ttlMinutes: 30 }] },
       { op: 'listConflicts', args: [{ limit: 5 }] },
       { op: 'listHistory', args: [{}] },

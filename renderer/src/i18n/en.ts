@@ -349,6 +349,13 @@ export const en = {
     language: 'Language of this window',
     pairingHeading: 'Pairing codes',
     pairingIntro: 'A clinic needs a one-time code to link to this computer.',
+    openmrsHeading: 'OpenMRS on this computer',
+    openmrsIntro:
+      'ClinicSync tells OpenMRS about the records that arrive, so they show in its searches at once. Give the address of OpenMRS and an account allowed to manage it (the admin account works). Leave the address empty to stop. This takes effect the next time ClinicSync starts.',
+    openmrsUrl: 'Address of OpenMRS',
+    openmrsUser: 'OpenMRS user name',
+    openmrsPassword: 'Password of that user',
+    openmrsPasswordKept: 'Saved. Leave empty to keep it.',
     aboutHeading: 'This computer',
     name: 'Name',
     role: 'Role',

@@ -355,6 +355,13 @@ export const fr: Messages = {
     language: 'Langue de cette fenêtre',
     pairingHeading: 'Codes d’appairage',
     pairingIntro: 'Un centre a besoin d’un code à usage unique pour se relier à cet ordinateur.',
+    openmrsHeading: 'OpenMRS sur cet ordinateur',
+    openmrsIntro:
+      'ClinicSync signale à OpenMRS les enregistrements qui arrivent, pour qu’ils apparaissent tout de suite dans ses recherches. Donnez l’adresse d’OpenMRS et un compte autorisé à l’administrer (le compte admin convient). Laissez l’adresse vide pour arrêter. Prend effet au prochain démarrage de ClinicSync.',
+    openmrsUrl: 'Adresse d’OpenMRS',
+    openmrsUser: 'Nom d’utilisateur OpenMRS',
+    openmrsPassword: 'Mot de passe de cet utilisateur',
+    openmrsPasswordKept: 'Enregistré. Laissez vide pour le garder.',
     aboutHeading: 'Cet ordinateur',
     name: 'Nom',
     role: 'Rôle',

@@ -9,8 +9,9 @@ import { PairingCodes } from './Wizard.js';
 
 /*
  * Settings (issue "The React window", item 5): the sync limits, which data is synced with the
- * OpenMRS choice's reasons, the window's language, and pairing codes. Each group is saved
- * through updateSetting, which validates every value with the shared settings schema.
+ * OpenMRS choice's reasons, the OpenMRS to refresh, the window's language, and pairing codes.
+ * Each group is saved through updateSetting (the OpenMRS login through setOpenmrsLogin, which
+ * keeps the password as a secret); both validate every value with the shared settings schema.
  */
 export function SettingsScreen({
   status,
@@ -60,6 +61,7 @@ export function SettingsScreen({
         </div>
         <div className="column">
           {settings && <DataSettings settings={settings} onSaved={setSettings} />}
+          {settings && <OpenmrsSettings settings={settings} onSaved={setSettings} />}
           <section className="panel" aria-labelledby="pairing-title">
             <h2 id="pairing-title">{t('settings.pairingHeading')}</h2>
             <p className="hint">{t('settings.pairingIntro')}</p>
@@ -169,6 +171,95 @@ function SyncSettings({
           />
           {t('settings.compression')}
         </label>
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {t('common.save')}
+          </button>
+          <span aria-live="polite" className="hint">
+            {saved ? t('common.saved') : ''}
+          </span>
+        </div>
+        {error !== null && <ErrorNotice error={error} />}
+      </form>
+    </section>
+  );
+}
+
+/** The OpenMRS to refresh: its address, a user, and that user's password (kept as a secret). */
+function OpenmrsSettings({
+  settings,
+  onSaved,
+}: {
+  settings: Settings;
+  onSaved: (s: Settings) => void;
+}) {
+  const { t } = useTranslation();
+  const api = useApi();
+  const [url, setUrl] = useState(settings.openmrs.url);
+  const [user, setUser] = useState(settings.openmrs.user);
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+  // The engine accepts an address only with a password, so one is saved while an address is.
+  const passwordSaved = settings.openmrs.url !== '';
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setSaved(false);
+    try {
+      onSaved(
+        await api.setOpenmrsLogin({ url, user, password: password === '' ? null : password }),
+      );
+      setPassword('');
+      setSaved(true);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section className="panel" aria-labelledby="openmrs-title">
+      <h2 id="openmrs-title">{t('settings.openmrsHeading')}</h2>
+      <p className="hint">{t('settings.openmrsIntro')}</p>
+      <form onSubmit={(e) => void submit(e)}>
+        <div className="field">
+          <label htmlFor="openmrs-url">{t('settings.openmrsUrl')}</label>
+          <input
+            id="openmrs-url"
+            inputMode="url"
+            placeholder="http://localhost:8080/openmrs"
+            value={url}
+            onChange={(e) => setUrl(e.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="openmrs-user">{t('settings.openmrsUser')}</label>
+          <input
+            id="openmrs-user"
+            autoComplete="off"
+            value={user}
+            onChange={(e) => setUser(e.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="openmrs-password">{t('settings.openmrsPassword')}</label>
+          <input
+            id="openmrs-password"
+            type="password"
+            autoComplete="new-password"
+            aria-describedby={passwordSaved ? 'openmrs-password-help' : undefined}
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+          {passwordSaved && (
+            <p className="help" id="openmrs-password-help">
+              {t('settings.openmrsPasswordKept')}
+            </p>
+          )}
+        </div>
         <div className="actions">
           <button type="submit" className="primary" disabled={busy}>
             {t('common.save')}
