@@ -74,6 +74,13 @@ const STAMPS = '@stamps';
 export function clocksText(clocks: Clocks): string | null {
   const entries = Object.entries(clocks);
   if (!entries.length) return null;
+  // The usual case, a row as an insert made it: one stamp throughout (written without a map).
+  const first = entries[0]![1];
+  if (entries.length > 1 && entries.every(([, v]) => v === first)) {
+    let text = `{${JSON.stringify(STAMPS)}:[${JSON.stringify(first)}]`;
+    for (const [k] of entries) text += `,${JSON.stringify(k)}:0`;
+    return `${text}}`;
+  }
   const uses = new Map<string, number>();
   for (const [, v] of entries) uses.set(v, (uses.get(v) ?? 0) + 1);
   const shared = [...uses].filter(([, n]) => n > 1).map(([v]) => v);
