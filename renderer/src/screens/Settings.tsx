@@ -73,28 +73,38 @@ export function SettingsScreen({
   );
 }
 
-/** Saves several settings one after the other; stops at the first the engine refuses. */
+/**
+ * A group's saving: `run` makes one call that returns the new settings, `save` changes several
+ * settings one after the other and stops at the first the engine refuses. Both say true when saved.
+ */
 function useSaver(onSaved: (s: Settings) => void) {
   const api = useApi();
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
-  const save = async (changes: [string, string][]) => {
+  const run = async (action: () => Promise<Settings | null>): Promise<boolean> => {
     setBusy(true);
     setError(null);
     setSaved(false);
     try {
-      let last: Settings | null = null;
-      for (const [key, value] of changes) last = await api.updateSetting(key, value);
+      const last = await action();
       if (last) onSaved(last);
       setSaved(true);
+      return true;
     } catch (e) {
       setError(e);
+      return false;
     } finally {
       setBusy(false);
     }
   };
-  return { save, error, saved, busy };
+  const save = (changes: [string, string][]) =>
+    run(async () => {
+      let last: Settings | null = null;
+      for (const [key, value] of changes) last = await api.updateSetting(key, value);
+      return last;
+    });
+  return { run, save, error, saved, busy };
 }
 
 function SyncSettings({
@@ -198,27 +208,13 @@ function OpenmrsSettings({
   const [url, setUrl] = useState(settings.openmrs.url);
   const [user, setUser] = useState(settings.openmrs.user);
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<unknown>(null);
-  const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const { run, error, saved, busy } = useSaver(onSaved);
   // The engine accepts an address only with a password, so one is saved while an address is.
   const passwordSaved = settings.openmrs.url !== '';
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    setSaved(false);
-    try {
-      onSaved(
-        await api.setOpenmrsLogin({ url, user, password: password === '' ? null : password }),
-      );
-      setPassword('');
-      setSaved(true);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    const login = { url, user, password: password === '' ? null : password };
+    if (await run(() => api.setOpenmrsLogin(login))) setPassword('');
   };
   return (
     <section className="panel" aria-labelledby="openmrs-title">
