@@ -135,6 +135,8 @@ describe('refreshing the running OpenMRS after a sync', () => {
 
   it('keeps what OpenMRS could not take, says so, and sends it once OpenMRS is back', async () => {
     await nameOpenmrs();
+    const heard: string[] = [];
+    child.openmrs!.onProblem((s) => heard.push(s));
     await openmrs.down();
     const p = await register('Baraka');
     await tree.sync(child, parent);
@@ -152,6 +154,11 @@ describe('refreshing the running OpenMRS after a sync', () => {
     );
     expect(down.problem).toContain(`${down.pending} refreshes of received patients`);
     expect(down.pending).toBeGreaterThanOrEqual(8);
+    // The same sentence goes to the service's log.
+    await until('the log heard it', async () => Promise.resolve(heard.length > 0));
+    expect(heard.at(-1)).toMatch(
+      /^OpenMRS at http:\/\/127\.0\.0\.1:\d+\/openmrs could not be refreshed/,
+    );
 
     // OpenMRS answers, but is still starting: the refreshes keep waiting.
     await openmrs.up();

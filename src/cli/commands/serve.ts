@@ -130,6 +130,7 @@ export function serveCommand(ctx: CliContext): Command {
               (level, message) => log({ level, message }),
             )
           : null;
+        node.openmrs?.onProblem((message) => log({ level: 'warn', message }));
         const pruner = startPruning({
           db: node.pool,
           settings: () => node.settings.storage,

@@ -149,6 +149,7 @@ export class OpenmrsRefresher {
   private failures = 0;
   private readonly abort = new AbortController();
   private stopped = false;
+  private readonly problemListeners = new Set<(sentence: string) => void>();
 
   constructor(
     private readonly pool: Pool,
@@ -156,6 +157,12 @@ export class OpenmrsRefresher {
     private readonly home: Home,
     private readonly onError: (e: unknown) => void = () => undefined,
   ) {}
+
+  /** Hears the sentence each time OpenMRS could not be reached (the service writes it to its log). */
+  onProblem(fn: (sentence: string) => void): () => void {
+    this.problemListeners.add(fn);
+    return () => this.problemListeners.delete(fn);
+  }
 
   /**
    * Sends what is queued, now or as soon as the current round ends; while OpenMRS is away, at the
@@ -385,6 +392,7 @@ export class OpenmrsRefresher {
       'INSERT INTO clinicsync_meta (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)',
       [PROBLEM, sentence],
     );
+    for (const fn of this.problemListeners) fn(sentence);
   }
 }
 
