@@ -83,8 +83,8 @@ export function hasUniqueKeys(plan: TablePlan): boolean {
 /**
  * Of new rows about to go in together (local values, no row here yet), those that may collide on
  * a unique key: with a row here or with one another. They are written one at a time, each settled
- * by settleUniqueKeys; the others cannot collide and need no settling. The match is loose (letter
- * case, trailing spaces) so that any doubt sends a row the careful way.
+ * by settleUniqueKeys; the others cannot collide and need no settling. The database compares,
+ * with each column's own collation (`JOSÉ-1` is `jose-1` to utf8_general_ci), as settling does.
  */
 export async function mayCollide(
   conn: PoolConnection,
@@ -93,32 +93,53 @@ export async function mayCollide(
 ): Promise<Set<number>> {
   const t = plan.table;
   const out = new Set<number>();
-  const loose = (vals: unknown[]) =>
-    vals.map((v) => String(v).toLowerCase().replace(/ +$/, '')).join('\u0000');
   for (const key of keysOf(plan)) {
     const keyed: { i: number; vals: Value[] }[] = [];
     rows.forEach((values, i) => {
       const full = keyValues(key, values, {});
       if (full) keyed.push({ i, vals: key.columns.map((c) => full[c]!) });
     });
-    const count = new Map<string, number>();
-    for (const k of keyed) count.set(loose(k.vals), (count.get(loose(k.vals)) ?? 0) + 1);
-    const here = new Set<string>();
+    if (!keyed.length) continue;
+    // The rows as a derived table: their index and key values (k0, k1, …).
+    const rowsSql = (part: typeof keyed) =>
+      part
+        .map(() => `SELECT ? AS i, ${key.columns.map((_, j) => `? AS k${j}`).join(', ')}`)
+        .join(' UNION ALL ');
+    const rowsParams = (part: typeof keyed) => part.flatMap((k) => [k.i, ...k.vals]);
     for (let i = 0; i < keyed.length; i += 500) {
       const part = keyed.slice(i, i + 500);
-      const one = `(${key.columns.map(() => '?').join(', ')})`;
-      const found = await queryRows(
+      // In the column's own character set and collation: compared as settling would, by its index.
+      const here = await queryRows(
         conn,
-        `SELECT ${key.columns.map(q).join(', ')} FROM ${q(t.name)}
-          WHERE (${key.columns.map(q).join(', ')}) IN (${part.map(() => one).join(', ')})`,
-        part.flatMap((k) => k.vals),
+        `SELECT v.i FROM (${rowsSql(part)}) v WHERE EXISTS (SELECT 1 FROM ${q(t.name)} t WHERE ${key.columns.map((c, j) => `t.${q(c)} = ${asColumn(t, c, `v.k${j}`)}`).join(' AND ')})`,
+        rowsParams(part),
       );
-      for (const r of found) here.add(loose(key.columns.map((c) => r[c])));
+      for (const r of here) out.add(Number(r.i));
     }
-    for (const k of keyed)
-      if (here.has(loose(k.vals)) || count.get(loose(k.vals))! > 1) out.add(k.i);
+    if (keyed.length > 1) {
+      // Two values from the batch are compared as their column would compare them.
+      const same = key.columns
+        .map((c, j) => `${asColumn(t, c, `a.k${j}`)} = ${asColumn(t, c, `b.k${j}`)}`)
+        .join(' AND ');
+      const twice = await queryRows(
+        conn,
+        `SELECT DISTINCT a.i FROM (${rowsSql(keyed)}) a JOIN (${rowsSql(keyed)}) b ON a.i <> b.i AND ${same}`,
+        [...rowsParams(keyed), ...rowsParams(keyed)],
+      );
+      for (const r of twice) out.add(Number(r.i));
+    }
   }
   return out;
+}
+
+const NAME = /^[a-z0-9_]+$/;
+
+/** A value as column `name` of `t` would hold it, for comparing: in its character set and collation. */
+function asColumn(t: Table, name: string, expr: string): string {
+  const col = t.columns.find((c) => c.name === name);
+  if (!col?.charset || !col.collation || !NAME.test(col.charset) || !NAME.test(col.collation))
+    return expr;
+  return `(CONVERT(${expr} USING ${col.charset}) COLLATE ${col.collation})`;
 }
 
 /** The value with a suffix from the row's identity, cut to fit its column. */
