@@ -239,6 +239,11 @@ const STEPS: string[][] = [
     // a value two rows could not share (a username): what happened and what a person can do
     `ALTER TABLE clinicsync_conflict ADD COLUMN explanation TEXT NULL`,
   ],
+  // 9: row clocks may write each shared stamp once, under "@stamps" (rowState.clocksText). No
+  // table changes, but an older ClinicSync would misread them, so the version marks the format.
+  [
+    `ALTER TABLE clinicsync_row COMMENT = 'clocks: column -> "hlc:origin", or a position in @stamps'`,
+  ],
 ];
 
 export const SCHEMA_VERSION = STEPS.length;
