@@ -287,5 +287,12 @@ describe('two nodes handing out patient identifiers from the same counter', () =
     // Each kept its own counter.
     const [d] = await queryRows(district.pool, 'SELECT prefix FROM idgen_seq_id_gen');
     expect(d).toEqual({ prefix: 'DH' });
+
+    // The district stops handing out identifiers from a counter: what it said before is forgotten,
+    // even where the clinic's counter has the old prefix again.
+    await execute(district.pool, 'DELETE FROM idgen_seq_id_gen');
+    await execute(butaro.pool, "UPDATE idgen_seq_id_gen SET prefix = 'DH'");
+    await tree.sync(butaro, district);
+    expect((await butaro.status()).identifierWarning).toBeNull();
   });
 });

@@ -309,8 +309,10 @@ export class SyncNode {
     );
     await recordPeerVv(this.pool, peerId, env.vv);
     await this.refreshOpenmrs();
-    if (env.identifierSources !== undefined)
-      await rememberIdSources(this.pool, peerId, env.identifierSources);
+    // A sender that declares its software also declares its identifier sources, and leaves `ids`
+    // out when it has none left: that forgets what it said before.
+    if (env.identifierSources !== undefined || env.software !== undefined)
+      await rememberIdSources(this.pool, peerId, env.identifierSources ?? '');
     if (!fromFile) {
       await execute(this.pool, 'UPDATE clinicsync_peer SET clock_ahead_ms = ? WHERE node_id = ?', [
         Number(env.time) - nowMs,
