@@ -107,6 +107,24 @@ function useSaver(onSaved: (s: Settings) => void) {
   return { run, save, error, saved, busy };
 }
 
+/** A group's Save button, the word that it saved, or why not. */
+function SaveActions({ busy, saved, error }: { busy: boolean; saved: boolean; error: unknown }) {
+  const { t } = useTranslation();
+  return (
+    <>
+      <div className="actions">
+        <button type="submit" className="primary" disabled={busy}>
+          {t('common.save')}
+        </button>
+        <span aria-live="polite" className="hint">
+          {saved ? t('common.saved') : ''}
+        </span>
+      </div>
+      {error !== null && <ErrorNotice error={error} />}
+    </>
+  );
+}
+
 function SyncSettings({
   settings,
   onSaved,
@@ -181,15 +199,7 @@ function SyncSettings({
           />
           {t('settings.compression')}
         </label>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            {t('common.save')}
-          </button>
-          <span aria-live="polite" className="hint">
-            {saved ? t('common.saved') : ''}
-          </span>
-        </div>
-        {error !== null && <ErrorNotice error={error} />}
+        <SaveActions busy={busy} saved={saved} error={error} />
       </form>
     </section>
   );
@@ -256,15 +266,7 @@ function OpenmrsSettings({
             </p>
           )}
         </div>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            {t('common.save')}
-          </button>
-          <span aria-live="polite" className="hint">
-            {saved ? t('common.saved') : ''}
-          </span>
-        </div>
-        {error !== null && <ErrorNotice error={error} />}
+        <SaveActions busy={busy} saved={saved} error={error} />
       </form>
     </section>
   );
@@ -353,15 +355,7 @@ function DataSettings({
             {t('settings.tablesHelp')} {t('settings.tablesNote')}
           </p>
         </div>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            {t('common.save')}
-          </button>
-          <span aria-live="polite" className="hint">
-            {saved ? t('common.saved') : ''}
-          </span>
-        </div>
-        {error !== null && <ErrorNotice error={error} />}
+        <SaveActions busy={busy} saved={saved} error={error} />
       </form>
     </section>
   );

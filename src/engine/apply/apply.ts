@@ -19,7 +19,7 @@ import {
 import { raiseTombstone, readTombstone } from '../capture/tombstones.js';
 import { dataColumns, hasKey, hashesSql, keySql, whereKey } from '../capture/rowSql.js';
 import { fromDriver, toStored, type StoredValue } from '../capture/values.js';
-import { Identities, ihash } from '../identity/identities.js';
+import { Identities, ihash, rowId } from '../identity/identities.js';
 import type { TablePlan } from '../identity/plan.js';
 import { fromWire } from '../identity/wire.js';
 import type { Basis, Envelope, WireChange } from '../protocol/types.js';
@@ -298,10 +298,6 @@ function clampBasis(c: WireChange, effective: bigint): { basis?: Basis } {
       Object.entries(c.basis.prior).map(([col, s]) => [col, clamp(s)!]),
     );
   return { basis };
-}
-
-function rowId(table: string, hash: Buffer): string {
-  return `${table}\u0000${hash.toString('hex')}`;
 }
 
 /** Applies one change inside a savepoint; a database error parks it with the reason. */

@@ -1,16 +1,16 @@
 import type { PoolConnection } from '../db/pool.js';
-import { executePrepared, queryRows } from '../db/pool.js';
+import { chunks, executePrepared, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { clockText, writeStates, CREATED, type Clocks } from '../capture/rowState.js';
 import { dataColumns, hashesSql, keySql } from '../capture/rowSql.js';
 import type { Value } from '../capture/values.js';
-import { ihash, type Identities } from '../identity/identities.js';
+import { ihash, rowId, type Identities } from '../identity/identities.js';
 import { splitParts, type TablePlan } from '../identity/plan.js';
 import { fromWire } from '../identity/wire.js';
 import type { WireChange } from '../protocol/types.js';
 import type { ApplyContext } from './apply.js';
 import { keyFromIdent } from './keys.js';
-import { hasUniqueKeys, mayCollide } from './uniqueKeys.js';
+import { mayCollide } from './uniqueKeys.js';
 
 /**
  * New rows applied together (issue 11): a run of incoming inserts is sorted out with a few
@@ -66,7 +66,11 @@ export async function applyNewRows(
   const byTable = new Map<string, WireChange[]>();
   for (const c of run) {
     if (seen.get(rowOf(c))! > 1) left.add(c);
-    else byTable.set(c.table, [...(byTable.get(c.table) ?? []), c]);
+    else {
+      const list = byTable.get(c.table);
+      if (list) list.push(c);
+      else byTable.set(c.table, [c]);
+    }
   }
   let pending = new Map(
     parentsFirst(ctx.plans, [...byTable.keys()]).map((t) => [t, byTable.get(t)!]),
@@ -100,7 +104,7 @@ async function tombstoned(conn: PoolConnection, run: WireChange[]): Promise<Set<
   const out = new Set<WireChange>();
   for (const part of chunks(run, IN_LIST)) {
     const byRow = new Map<string, WireChange>();
-    for (const c of part) byRow.set(`${c.table}\u0000${ihash(c.ident).toString('hex')}`, c);
+    for (const c of part) byRow.set(rowId(c.table, ihash(c.ident)), c);
     const tables = [...new Set(part.map((c) => c.table))];
     const rows = await queryRows(
       conn,
@@ -109,7 +113,7 @@ async function tombstoned(conn: PoolConnection, run: WireChange[]): Promise<Set<
       [...tables, ...part.map((c) => ihash(c.ident))],
     );
     for (const r of rows) {
-      const c = byRow.get(`${String(r.tbl)}\u0000${(r.ihash as Buffer).toString('hex')}`);
+      const c = byRow.get(rowId(String(r.tbl), r.ihash as Buffer));
       if (c) out.add(c);
     }
   }
@@ -214,13 +218,11 @@ async function sortOut(
     if (here.has(matchOf(plan, r).toLowerCase())) others.push(r.change);
     else fresh.push(r);
   }
-  const colliding = hasUniqueKeys(plan)
-    ? await mayCollide(
-        conn,
-        plan,
-        fresh.map((r) => r.values),
-      )
-    : new Set<number>();
+  const colliding = await mayCollide(
+    conn,
+    plan,
+    fresh.map((r) => r.values),
+  );
   const plain: NewRow[] = [];
   fresh.forEach((r, i) => (colliding.has(i) ? others.push(r.change) : plain.push(r)));
   return { plain, waiting, others };
@@ -301,7 +303,9 @@ function byColumns(rows: NewRow[]): NewRow[][] {
   const groups = new Map<string, NewRow[]>();
   for (const r of rows) {
     const k = Object.keys(r.values).join('\u0000');
-    groups.set(k, [...(groups.get(k) ?? []), r]);
+    const group = groups.get(k);
+    if (group) group.push(r);
+    else groups.set(k, [r]);
   }
   return [...groups.values()];
 }
@@ -324,10 +328,4 @@ function keyInSql(plan: TablePlan, rows: number): string {
   const cols = plan.table.primaryKey;
   const one = `(${cols.map(() => '?').join(', ')})`;
   return `(${cols.map(q).join(', ')}) IN (${Array.from({ length: rows }, () => one).join(', ')})`;
-}
-
-function chunks<T>(xs: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
-  return out;
 }

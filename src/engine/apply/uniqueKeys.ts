@@ -4,7 +4,7 @@ import { execute, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import type { Column, Table } from '../db/schema.js';
 import { currentRows } from '../capture/pickup.js';
-import { keySql, whereKey } from '../capture/rowSql.js';
+import { inColumnCollation, keySql, whereKey } from '../capture/rowSql.js';
 import {
   CREATED,
   isLater,
@@ -51,7 +51,16 @@ const OPENMRS_KEYS: Record<string, { columns: string[]; what: string }[]> = {
 
 const TEXT = new Set(['char', 'varchar']);
 
+/** Keys of each plan, worked out once (every insert and update asks). */
+const keysByPlan = new WeakMap<TablePlan, Key[]>();
+
 function keysOf(plan: TablePlan): Key[] {
+  let keys = keysByPlan.get(plan);
+  if (!keys) keysByPlan.set(plan, (keys = findKeys(plan)));
+  return keys;
+}
+
+function findKeys(plan: TablePlan): Key[] {
   const t = plan.table;
   const col = (name: string) => t.columns.find((c) => c.name === name);
   const out: Key[] = [];
@@ -73,11 +82,6 @@ function keysOf(plan: TablePlan): Key[] {
   for (const k of OPENMRS_KEYS[t.name] ?? []) add(k.columns, k.what, col('voided') !== undefined);
   for (const k of t.uniqueKeys) add(k.columns, `value of ${k.columns.join(' and ')}`, false);
   return out;
-}
-
-/** Whether rows of this table hold values two rows cannot share (beside their identity). */
-export function hasUniqueKeys(plan: TablePlan): boolean {
-  return keysOf(plan).length > 0;
 }
 
 /**
@@ -132,18 +136,15 @@ export async function mayCollide(
   return out;
 }
 
-const NAME = /^[a-z0-9_]+$/;
-
 /** A value as column `name` of `t` would hold it, for comparing: in its character set and collation. */
 function asColumn(t: Table, name: string, expr: string): string {
   const col = t.columns.find((c) => c.name === name);
-  if (!col?.charset || !col.collation || !NAME.test(col.charset) || !NAME.test(col.collation))
-    return expr;
-  return `(CONVERT(${expr} USING ${col.charset}) COLLATE ${col.collation})`;
+  const converted = col ? inColumnCollation(col, expr) : null;
+  return converted === null ? expr : `(${converted})`;
 }
 
 /** The value with a suffix from the row's identity, cut to fit its column. */
-export function renamedValue(value: string, ident: string, col: Column): string {
+function renamedValue(value: string, ident: string, col: Column): string {
   const suffix = `-${createHash('sha256').update(ident).digest('hex').slice(0, 6)}`;
   const m = /\((\d+)\)/.exec(col.columnType);
   const max = m ? Number(m[1]) : Infinity;

@@ -52,6 +52,16 @@ export function khash(lkey: string): Buffer {
 const CHARSET = /^[a-z0-9_]+$/;
 
 /**
+ * A text expression in a column's character set and collation, so it compares as the column's
+ * own values do (and by its index); null for a column without them, or with names not plain.
+ */
+export function inColumnCollation(col: Column, expr: string): string | null {
+  if (!col.charset || !col.collation || !CHARSET.test(col.charset) || !CHARSET.test(col.collation))
+    return null;
+  return `CONVERT(${expr} USING ${col.charset}) COLLATE ${col.collation}`;
+}
+
+/**
  * A WHERE clause matching one row by its encoded key, with its parameters. Text keys are turned
  * back into text on the server, in the column's own character set and collation, so the primary
  * key index is used and no character set is guessed in JavaScript.
@@ -63,16 +73,12 @@ export function whereKey(t: Table, lkey: string): { sql: string; params: string[
   t.primaryKey.forEach((name, i) => {
     const col = t.columns.find((c) => c.name === name)!;
     const h = hex[i] ?? '';
+    const converted = inColumnCollation(col, 'UNHEX(?)');
     if (col.binary) {
       conds.push(`${q(name)} = UNHEX(?)`);
       params.push(h);
-    } else if (
-      col.charset &&
-      CHARSET.test(col.charset) &&
-      col.collation &&
-      CHARSET.test(col.collation)
-    ) {
-      conds.push(`${q(name)} = CONVERT(UNHEX(?) USING ${col.charset}) COLLATE ${col.collation}`);
+    } else if (converted !== null) {
+      conds.push(`${q(name)} = ${converted}`);
       params.push(h);
     } else {
       // numbers, dates and times render as ASCII

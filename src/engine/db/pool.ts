@@ -80,6 +80,13 @@ export async function execute(
   return res;
 }
 
+/** Splits a list into pieces of at most `size` (IN lists, multi-row statements). */
+export function chunks<T>(xs: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
 /**
  * A write as a prepared statement: the values travel in binary beside the statement instead of
  * being escaped into its text. For the large multi-row writes of apply this halves the client's

@@ -303,3 +303,28 @@ export function referencingKeys(schema: Schema, table: string): { table: Table; 
   }
   return out;
 }
+
+/** Whether the current database has every one of these tables. */
+export async function hasTables(db: Queryable, names: string[]): Promise<boolean> {
+  const rows = await queryRows(
+    db,
+    `SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${names.map(() => '?').join(', ')})`,
+    names,
+  );
+  return Number(rows[0]!.n) === names.length;
+}
+
+/** Whether a table of the current database has every one of these columns. */
+export async function hasColumns(
+  db: Queryable,
+  table: string,
+  columns: string[],
+): Promise<boolean> {
+  const rows = await queryRows(
+    db,
+    'SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+    [table],
+  );
+  const have = new Set(rows.map((r) => String(r.c)));
+  return columns.every((c) => have.has(c));
+}

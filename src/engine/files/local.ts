@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
+import { hasColumns } from '../db/schema.js';
 import type { Settings } from '../config/settings.js';
 import { fileOfComplexValue } from './fileName.js';
 
@@ -31,16 +32,6 @@ export interface LocalFile {
   name: string;
   size: number;
   sha256: string;
-}
-
-async function hasColumns(db: Queryable, table: string, columns: string[]): Promise<boolean> {
-  const rows = await queryRows(
-    db,
-    'SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
-    [table],
-  );
-  const have = new Set(rows.map((r) => String(r.c)));
-  return columns.every((c) => have.has(c));
 }
 
 /**

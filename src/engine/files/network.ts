@@ -3,7 +3,7 @@ import type { RouteHandler } from '../transport/server.js';
 import { filePlaces } from './local.js';
 import { receiveFiles } from './incoming.js';
 import { answersSent, buildFiles } from './outgoing.js';
-import { decodeFileMessage, encodeFileMessage, isEmptyMessage } from './message.js';
+import { decodeFileMessage, emptyMessage, encodeFileMessage, isEmptyMessage } from './message.js';
 
 /*
  * Complex obs files over the network: POST /v1/files, signed like the exchange, one file message
@@ -28,7 +28,7 @@ export function filesRoute(): RouteHandler {
   return async ({ node, peer, body, headers }) => {
     const msg = decodeFileMessage(body);
     const places = await filePlaces(node.pool, node.settings);
-    if (!places) return { body: encodeFileMessage({ offers: [], have: [], chunks: [] }) };
+    if (!places) return { body: encodeFileMessage(emptyMessage()) };
     await receiveFiles(node.pool, places, peer.nodeId, msg);
     const asked = Number(headers[FILES_BUDGET_HEADER]);
     const budget = Math.min(

@@ -1,6 +1,7 @@
 import type { Settings } from '../config/settings.js';
 import type { Queryable } from '../db/pool.js';
 import { queryRows } from '../db/pool.js';
+import { plural } from '../protocol/refuse.js';
 
 /** Attached files (complex obs) as status shows them. */
 export interface FilesStatus {
@@ -40,13 +41,13 @@ export async function filesStatus(db: Queryable, settings: Settings): Promise<Fi
   const refused = byState.get('refused');
   if (refused) {
     problems.push(
-      `${count(refused.n, 'attached file')} from another computer ${refused.n === 1 ? 'was' : 'were'} not taken because ${refused.n === 1 ? 'it is' : 'they are'} larger than the limit of ${settings.complexObs.maxFileMegabytes} MB (setting complexObs.maxFileMegabytes): ${listed(refused)}.`,
+      `${plural(refused.n, 'attached file')} from another computer ${refused.n === 1 ? 'was' : 'were'} not taken because ${refused.n === 1 ? 'it is' : 'they are'} larger than the limit of ${settings.complexObs.maxFileMegabytes} MB (setting complexObs.maxFileMegabytes): ${listed(refused)}.`,
     );
   }
   const clashes = byState.get('clash');
   if (clashes) {
     problems.push(
-      `${count(clashes.n, 'attached file')} from another computer ${clashes.n === 1 ? 'was' : 'were'} not taken because a different file of the same name is already in OpenMRS's folder here; a data manager should compare them: ${listed(clashes)}.`,
+      `${plural(clashes.n, 'attached file')} from another computer ${clashes.n === 1 ? 'was' : 'were'} not taken because a different file of the same name is already in OpenMRS's folder here; a data manager should compare them: ${listed(clashes)}.`,
     );
   }
   return {
@@ -56,10 +57,6 @@ export async function filesStatus(db: Queryable, settings: Settings): Promise<Fi
     sending: Number(out?.n ?? 0),
     problem: problems.length ? problems.join(' ') : null,
   };
-}
-
-function count(n: number, what: string): string {
-  return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
 function listed(s: { n: number; names: string[] }): string {

@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { Queryable, RowDataPacket } from '../db/pool.js';
-import { queryRows } from '../db/pool.js';
+import { chunks, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
 import { khash, keySql, whereKey } from '../capture/rowSql.js';
 import { joinParts, splitParts, type TablePlan } from './plan.js';
 
 export function ihash(ident: string): Buffer {
   return createHash('md5').update(ident, 'utf8').digest();
+}
+
+/** One row of a table as a map key: the table and its identity hash. */
+export function rowId(table: string, hash: Buffer): string {
+  return `${table}\u0000${hash.toString('hex')}`;
 }
 
 /** The local key encoding of a single-column key value (as the triggers write it). */
@@ -68,7 +73,7 @@ export class Identities {
       return;
     }
     if (id.kind === 'uuid') {
-      for (const part of chunks(values)) {
+      for (const part of chunks(values, CHUNK)) {
         const rows = await queryRows(
           this.db,
           `SELECT CAST(${q(pk)} AS CHAR) AS v, uuid FROM ${q(table)} WHERE ${q(pk)} IN (${part.map(() => '?').join(',')})`,
@@ -79,7 +84,7 @@ export class Identities {
     }
     // Anything else, and uuid rows already gone, are known by their recorded state.
     const unknown = values.filter((v) => cache.get(v) === null);
-    for (const part of chunks(unknown)) {
+    for (const part of chunks(unknown, CHUNK)) {
       const rows = await queryRows(
         this.db,
         `SELECT lkey, ident FROM clinicsync_row WHERE tbl = ? AND khash IN (${part.map(() => '?').join(',')})`,
@@ -119,7 +124,7 @@ export class Identities {
     const pk = plan.table.primaryKey[0]!;
     let candidates = new Map<string, string>();
     if (id.kind === 'uuid') {
-      for (const part of chunks(idents)) {
+      for (const part of chunks(idents, CHUNK)) {
         const rows = await queryRows(
           this.db,
           `SELECT CAST(${q(pk)} AS CHAR) AS v, uuid FROM ${q(table)} WHERE uuid IN (${part.map(() => '?').join(',')})`,
@@ -136,7 +141,7 @@ export class Identities {
           ? new Map(idents.map((i) => [i, i]))
           : await this.localIds(part.ref, idents);
     } else {
-      for (const part of chunks(idents)) {
+      for (const part of chunks(idents, CHUNK)) {
         const rows = await queryRows(
           this.db,
           `SELECT lkey, ident FROM clinicsync_row WHERE tbl = ? AND ihash IN (${part.map(() => '?').join(',')})`,
@@ -149,7 +154,7 @@ export class Identities {
     // Only rows that exist here count: a reference to anything else must wait.
     const values = [...new Set(candidates.values())];
     const present = new Set<string>();
-    for (const part of chunks(values)) {
+    for (const part of chunks(values, CHUNK)) {
       const rows = await queryRows(
         this.db,
         `SELECT CAST(${q(pk)} AS CHAR) AS v FROM ${q(table)} WHERE ${q(pk)} IN (${part.map(() => '?').join(',')})`,
@@ -259,12 +264,6 @@ function cacheOf(
     m.set(table, c);
   }
   return c;
-}
-
-function chunks<T>(xs: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
-  return out;
 }
 
 function text(v: unknown): string {

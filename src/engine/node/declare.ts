@@ -12,9 +12,10 @@ import { encodeIdSources, readIdSources } from '../openmrs/idgen.js';
  * while this node's columns differ from the neighbour's as last declared, and once after they
  * changed here (an upgrade), whether or not a row of it travels.
  *
- * The versions travel in `sw` and the identifier generators' digests in `ids`, attributes a reader older than this release refuses; a child
- * always sends it (a tree upgrades its parents first, DESIGN §5), a parent only to a child that
- * sent it.
+ * The versions travel in `sw` and the identifier generators' digests in `ids`, attributes a
+ * reader older than this release refuses; a child always sends them (a tree upgrades its parents
+ * first, DESIGN §5), a parent only to a child that sent them. They are read once per exchange
+ * (aboutThisNode), not once per batch.
  */
 export async function declareShapes(
   db: Queryable,
@@ -22,6 +23,7 @@ export async function declareShapes(
   selected: (table: string) => boolean,
   peer: string,
   env: Envelope,
+  about: AboutThisNode,
 ): Promise<Envelope> {
   const declared = new Map(env.tables.map((t) => [t.name, t.fingerprint]));
   const known = await queryRows(
@@ -46,21 +48,29 @@ export async function declareShapes(
       [...declared].flatMap(([t, f]) => [peer, t, f]),
     );
   }
-  const out: Envelope = {
+  return {
     ...env,
     tables: [...declared].map(([name, fingerprint]) => ({ name, fingerprint })),
+    ...about,
   };
+}
+
+/** This node's software and identifier sources, as `sw` and `ids` tell them to a neighbour. */
+export type AboutThisNode = Pick<Envelope, 'software' | 'identifierSources'>;
+
+/** What `sw` and `ids` tell `peer`: nothing to a child that has not shown it reads them. */
+export async function aboutThisNode(db: Queryable, peer: string): Promise<AboutThisNode> {
   const [rel] = await queryRows(
     db,
     `SELECT p.relation, s.peer AS sent FROM clinicsync_peer p
        LEFT JOIN clinicsync_peer_software s ON s.peer = p.node_id WHERE p.node_id = ?`,
     [peer],
   );
-  if (rel && (rel.relation === 'parent' || rel.sent != null)) {
-    // sent even when empty (no OpenMRS found): it tells the parent this node reads `sw` and `ids`
-    out.software = encodeSoftware(await readSoftware(db));
-    const ids = encodeIdSources(await readIdSources(db));
-    if (ids !== '') out.identifierSources = ids;
-  }
-  return out;
+  if (!rel || (rel.relation !== 'parent' && rel.sent == null)) return {};
+  // sent even when empty (no OpenMRS found): it tells the parent this node reads `sw` and `ids`
+  const ids = encodeIdSources(await readIdSources(db));
+  return {
+    software: encodeSoftware(await readSoftware(db)),
+    ...(ids !== '' ? { identifierSources: ids } : {}),
+  };
 }

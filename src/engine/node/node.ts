@@ -25,7 +25,7 @@ import { lastExchanges } from './history.js';
 import { parkedWarning } from './parkedWarning.js';
 import { OpenmrsRefresher, queueRefreshes, refreshStatus } from '../openmrs/refresh.js';
 import { filesStatus } from '../files/status.js';
-import { declareShapes } from './declare.js';
+import { aboutThisNode, declareShapes } from './declare.js';
 import { PeerShapes } from '../apply/shapes.js';
 import { introspect } from '../db/schema.js';
 import { identifierWarning, rememberIdSources } from '../openmrs/idgen.js';
@@ -189,10 +189,11 @@ export class SyncNode {
     return this.exclusive(() => this.pickupNow());
   }
 
-  private async pickupNow(): Promise<number> {
+  /** `reconciled`: the caller has just checked the schema (engineParts). */
+  private async pickupNow(reconciled = false): Promise<number> {
     if (!this.lock) return 0;
     if (await this.capture.isPaused()) return 0;
-    return this.capture.pickupAll();
+    return reconciled ? this.capture.pickupReconciled() : this.capture.pickupAll();
   }
 
   /**
@@ -202,7 +203,7 @@ export class SyncNode {
    */
   private async engineParts() {
     await this.capture.reconcile();
-    if (this.lock && !(await this.capture.isPaused())) await this.capture.pickupReconciled();
+    await this.pickupNow(true);
     return { plans: this.capture.plans(), selected: this.capture.synced() };
   }
 
@@ -230,7 +231,14 @@ export class SyncNode {
           bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
         },
       );
-      return declareShapes(this.pool, plans, selected, peer, env);
+      return declareShapes(
+        this.pool,
+        plans,
+        selected,
+        peer,
+        env,
+        await aboutThisNode(this.pool, peer),
+      );
     });
   }
 
@@ -244,6 +252,7 @@ export class SyncNode {
       const { plans, selected } = await this.engineParts();
       const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
       const resume = { lsn: 0n };
+      const about = await aboutThisNode(this.pool, peer);
       for (;;) {
         const env = await buildBatch(
           {
@@ -259,7 +268,10 @@ export class SyncNode {
           { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
           resume,
         );
-        if (!(await take(await declareShapes(this.pool, plans, selected, peer, env))) || !env.more)
+        if (
+          !(await take(await declareShapes(this.pool, plans, selected, peer, env, about))) ||
+          !env.more
+        )
           return;
       }
     });

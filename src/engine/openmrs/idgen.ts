@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
+import { hasTables } from '../db/schema.js';
 
 /**
  * Identifier generators two nodes share (issue 12 point 4). OpenMRS's idgen module hands out
@@ -18,15 +19,6 @@ export interface IdSource {
   prefix: string;
   /** 12 hex digits of SHA-256 over the identifier type's uuid and the prefix */
   digest: string;
-}
-
-async function hasTables(db: Queryable, names: string[]): Promise<boolean> {
-  const rows = await queryRows(
-    db,
-    `SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${names.map(() => '?').join(', ')})`,
-    names,
-  );
-  return Number(rows[0]!.n) === names.length;
 }
 
 /** This database's sequential identifier sources that are in use. */
@@ -81,7 +73,11 @@ export async function identifierWarning(
   db: Queryable,
   peers: { nodeId: string; name: string; relation: 'parent' | 'child' }[],
 ): Promise<string | null> {
-  const rows = await queryRows(db, 'SELECT peer, digests FROM clinicsync_peer_idgen');
+  const rows = await queryRows(
+    db,
+    // a neighbour with no sources cannot share one: this node's are not read for it
+    "SELECT peer, digests FROM clinicsync_peer_idgen WHERE digests <> ''",
+  );
   if (!rows.length) return null;
   const mine = await readIdSources(db);
   const sentences: string[] = [];

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import { queryRows } from '../db/pool.js';
+import { hasTables } from '../db/schema.js';
 
 /**
  * Which OpenMRS a database belongs to, read from the database itself (issue 12, point 3), so two
@@ -29,20 +30,11 @@ const VERSION = /^[A-Za-z0-9_.+-]{1,32}$/;
 /** Modules reported at most: OpenMRS distributions run 40 to 80. */
 const MAX_MODULES = 200;
 
-async function hasTable(db: Queryable, name: string): Promise<boolean> {
-  const rows = await queryRows(
-    db,
-    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
-    [name],
-  );
-  return rows.length > 0;
-}
-
 /** What this database says of its OpenMRS; empty for a database that is not OpenMRS. */
 export async function readSoftware(db: Queryable): Promise<Software> {
-  if (!(await hasTable(db, 'global_property'))) return NO_SOFTWARE;
+  if (!(await hasTables(db, ['global_property']))) return NO_SOFTWARE;
   let openmrs: string | null = null;
-  if (await hasTable(db, 'liquibasechangelog')) {
+  if (await hasTables(db, ['liquibasechangelog'])) {
     const files = await queryRows(
       db,
       "SELECT DISTINCT FILENAME AS f FROM liquibasechangelog WHERE FILENAME LIKE '%.x.xml'",
