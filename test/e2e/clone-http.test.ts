@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { cloneFromParent, type CloneResult, type CloneStep } from '../../src/engine/clone/clone.js';
 import { PROGRESS_TABLE } from '../../src/engine/clone/progress.js';
 import { SNAPSHOT_PATH, snapshotRoute } from '../../src/engine/clone/snapshot.js';
@@ -11,8 +10,9 @@ import { NodeService } from '../../src/engine/node/service.js';
 import { ParentClient } from '../../src/engine/transport/client.js';
 import { createPairingCode } from '../../src/engine/transport/pairing.js';
 import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
-import { createTestDb, loadSampleDb, SERVER, type TestDb } from '../helpers/db.js';
+import { createTestDb, loadSampleDb, type TestDb } from '../helpers/db.js';
 import { diffModel, diffNodes, ExpectedModel, NO_DIFF, readModel } from '../helpers/model.js';
+import { runMain } from '../helpers/cli.js';
 import { initRoot, tempHome } from '../helpers/node.js';
 import { createPatient, idOf, OMRS, OPENMRS_MODEL } from '../helpers/openmrs.js';
 import { parkedOn } from '../helpers/state.js';
@@ -281,16 +281,7 @@ describe('clone over HTTP', () => {
   it('runs as `clinic-sync clone`: progress on stderr, one summary line, exit codes 0, 1 and 3', async () => {
     const db = await createTestDb('cs_child');
     extraDbs.push(db);
-    const run = async (args: string[]) => {
-      const out: string[] = [];
-      const err: string[] = [];
-      const code = await main(
-        ['--home', tempHome().dir, 'clone', ...args],
-        { out: (l) => out.push(l), err: (l) => err.push(l) },
-        { ...process.env, MYSQL_PWD: SERVER.password },
-      );
-      return { code, out, err };
-    };
+    const run = (args: string[]) => runMain(['--home', tempHome().dir, 'clone', ...args]);
     const { code: pairing } = await createPairingCode(parent.pool, 60);
 
     const unreachable = await run([

@@ -3,7 +3,6 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSyncError } from '../../src/engine/errors.js';
 import { execute, queryRows } from '../../src/engine/db/pool.js';
@@ -17,7 +16,8 @@ import { loadTransferFile } from '../../src/engine/transfer/loadFile.js';
 import { writeTransferFile } from '../../src/engine/transfer/writeFile.js';
 import { ParentClient, readParentSecret } from '../../src/engine/transport/client.js';
 import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
-import { createTestDb, SERVER } from '../helpers/db.js';
+import { createTestDb } from '../helpers/db.js';
+import { BIN, cliEnv } from '../helpers/cli.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild, rawPost, signedHeaders } from '../helpers/http.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
@@ -30,7 +30,6 @@ import { usbKey } from '../helpers/usb.js';
  */
 
 const FIVE_MB = 5 * 1024 * 1024;
-const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
 
 function appData(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'cs-openmrs-'));
@@ -236,10 +235,8 @@ describe('complex obs files', () => {
     // The CLI process below is the engine now.
     await ward.close();
     const run = () => {
-      const env: NodeJS.ProcessEnv = { ...process.env, MYSQL_PWD: SERVER.password };
-      delete env.CLINIC_SYNC_HOME;
       const proc = spawn(process.execPath, [BIN, '--home', home.dir, 'sync'], {
-        env,
+        env: cliEnv(),
         stdio: 'ignore',
       });
       const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
