@@ -50,6 +50,7 @@ const AFTER_NODE: Step[] = ['pairing', 'schedule', 'done'];
 const NAME = /^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,39}$/u;
 
 const INTERVALS = [300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
+const DEFAULT_INTERVAL = 600;
 
 function isStep(s: string): s is Step {
   return ['role', 'database', 'name', 'pairing', 'parent', 'clone', 'schedule', 'done'].includes(s);
@@ -1042,16 +1043,22 @@ function ScheduleStep({
   const { t } = useTranslation();
   const api = useApi();
   const f = useFormats();
-  const [seconds, setSeconds] = useState<number>(600);
+  // Null until the saved interval has loaded: a choice made before then would be overwritten
+  // by the late answer, so the list waits for it.
+  const [seconds, setSeconds] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     api.getSettings().then(
       (s) => setSeconds(s.sync.intervalSeconds),
-      () => undefined,
+      (e: unknown) => {
+        setSeconds(DEFAULT_INTERVAL);
+        setError(e);
+      },
     );
   }, [api]);
   const save = async () => {
+    if (seconds === null) return;
     setBusy(true);
     setError(null);
     try {
@@ -1063,15 +1070,21 @@ function ScheduleStep({
       setBusy(false);
     }
   };
-  const choices = INTERVALS.includes(seconds)
-    ? INTERVALS
-    : [...INTERVALS, seconds].sort((a, b) => a - b);
+  const choices =
+    seconds === null || INTERVALS.includes(seconds)
+      ? INTERVALS
+      : [...INTERVALS, seconds].sort((a, b) => a - b);
   return (
     <section className="step">
       {heading}
       <p className="lead">{t('wizard.schedule.intro')}</p>
       <Field id="interval" label={t('wizard.schedule.choose')}>
-        <select id="interval" value={seconds} onChange={(e) => setSeconds(Number(e.target.value))}>
+        <select
+          id="interval"
+          value={seconds ?? DEFAULT_INTERVAL}
+          disabled={seconds === null}
+          onChange={(e) => setSeconds(Number(e.target.value))}
+        >
           {choices.map((s) => (
             <option key={s} value={s}>
               {t('wizard.schedule.every', { time: f.duration(s) })}
@@ -1085,7 +1098,7 @@ function ScheduleStep({
         <button
           type="button"
           className="primary"
-          disabled={busy || status === null}
+          disabled={busy || status === null || seconds === null}
           onClick={() => void save()}
         >
           {t('common.next')}
