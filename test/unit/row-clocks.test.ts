@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CREATED,
   clocksText,
+  oneStampClocks,
   parseClocks,
   type Clocks,
 } from '../../src/engine/capture/rowState.js';
@@ -30,5 +31,16 @@ describe('stored row clocks', () => {
     expect(clocksText({})).toBeNull();
     expect(parseClocks(null)).toEqual({});
     expect(clocksText({ gender: later })).toBe(JSON.stringify({ gender: later }));
+  });
+
+  it('gives the text around one stamp, so the server can write each row its own', () => {
+    for (const cols of [['uuid', 'concept_id', 'value_numeric'], []]) {
+      const { before, after } = oneStampClocks(cols);
+      const clocks: Clocks = {};
+      for (const c of cols) clocks[c] = stamp;
+      clocks[CREATED] = stamp;
+      expect(before + JSON.stringify(stamp) + after).toBe(clocksText(clocks));
+      expect(parseClocks(before + JSON.stringify(later) + after)[CREATED]).toBe(later);
+    }
   });
 });

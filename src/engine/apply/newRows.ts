@@ -1,7 +1,7 @@
 import type { PoolConnection } from '../db/pool.js';
 import { chunks, executePrepared, queryRows } from '../db/pool.js';
 import { q } from '../db/ident.js';
-import { clockText, writeStates, CREATED, type Clocks } from '../capture/rowState.js';
+import { clockText, oneStampClocks } from '../capture/rowState.js';
 import { dataColumns, hashesSql, keySql } from '../capture/rowSql.js';
 import type { Value } from '../capture/values.js';
 import { ihash, rowId, type Identities } from '../identity/identities.js';
@@ -88,8 +88,19 @@ export async function applyNewRows(
       if (sorted.waiting.length) waiting.set(table, sorted.waiting);
       for (const group of byColumns(sorted.plain)) {
         progress = true;
-        if (await insertGroup(ctx, conn, ids, plan, group)) applied += group.length;
-        else for (const r of group) await one(r.change);
+        if (await insertGroup(ctx, conn, ids, plan, group)) {
+          applied += group.length;
+          continue;
+        }
+        // Refused. Where nothing was looked up first, rows already here are the likely cause:
+        // they take the ordinary path, and the others go in together again.
+        const { fresh, here } = sorted.looked
+          ? { fresh: [], here: group }
+          : await split(conn, plan, group);
+        if (fresh.length && here.length && (await insertGroup(ctx, conn, ids, plan, fresh)))
+          applied += fresh.length;
+        else here.push(...fresh);
+        for (const r of here) await one(r.change);
       }
     }
     pending = waiting;
@@ -149,7 +160,7 @@ async function sortOut(
   plan: TablePlan,
   changes: WireChange[],
   dead: Set<WireChange>,
-): Promise<{ plain: NewRow[]; waiting: WireChange[]; others: WireChange[] }> {
+): Promise<{ plain: NewRow[]; waiting: WireChange[]; others: WireChange[]; looked: boolean }> {
   const t = plan.table;
   const others: WireChange[] = [];
   const waiting: WireChange[] = [];
@@ -195,8 +206,44 @@ async function sortOut(
     }
     candidates.push({ change: c, values, key: keyText as string[] });
   }
-  // Rows already here take the ordinary path, which merges column by column. The match is made
-  // loose (letter case) so that any doubt sends a change that way.
+  // Rows already here take the ordinary path, which merges column by column. Where a unique index
+  // holds the identity, the database itself refuses such a row, so nothing is looked up first.
+  const looked = !identityIndexed(plan);
+  const { fresh, here } = looked
+    ? await split(conn, plan, candidates)
+    : { fresh: candidates, here: [] };
+  for (const r of here) others.push(r.change);
+  const colliding = await mayCollide(
+    conn,
+    plan,
+    fresh.map((r) => r.values),
+  );
+  const plain: NewRow[] = [];
+  fresh.forEach((r, i) => (colliding.has(i) ? others.push(r.change) : plain.push(r)));
+  return { plain, waiting, others, looked };
+}
+
+/** True when a unique index of the table holds exactly the columns that identify its rows. */
+function identityIndexed(plan: TablePlan): boolean {
+  const t = plan.table;
+  if (plan.identity.kind === 'natural') return true; // the primary key itself
+  return (
+    t.uniqueKeys.some((k) => k.columns.length === 1 && k.columns[0] === 'uuid') ||
+    (t.primaryKey.length === 1 && t.primaryKey[0] === 'uuid')
+  );
+}
+
+/**
+ * New rows split into those not here and those already here. The match is made loose (letter
+ * case) so that any doubt sends a change the ordinary way, which merges column by column.
+ */
+async function split(
+  conn: PoolConnection,
+  plan: TablePlan,
+  candidates: NewRow[],
+): Promise<{ fresh: NewRow[]; here: NewRow[] }> {
+  const t = plan.table;
+  const id = plan.identity;
   const here = new Set<string>();
   for (const part of chunks(candidates, IN_LIST)) {
     const rows =
@@ -213,19 +260,10 @@ async function sortOut(
           );
     for (const r of rows) here.add(String(r.m).toLowerCase());
   }
-  const fresh: NewRow[] = [];
-  for (const r of candidates) {
-    if (here.has(matchOf(plan, r).toLowerCase())) others.push(r.change);
-    else fresh.push(r);
-  }
-  const colliding = await mayCollide(
-    conn,
-    plan,
-    fresh.map((r) => r.values),
-  );
-  const plain: NewRow[] = [];
-  fresh.forEach((r, i) => (colliding.has(i) ? others.push(r.change) : plain.push(r)));
-  return { plain, waiting, others };
+  const out = { fresh: [] as NewRow[], here: [] as NewRow[] };
+  for (const r of candidates)
+    (here.has(matchOf(plan, r).toLowerCase()) ? out.here : out.fresh).push(r);
+  return out;
 }
 
 /** Inserts one group in one savepoint and records its rows; false (nothing kept) if refused. */
@@ -237,7 +275,7 @@ async function insertGroup(
   group: NewRow[],
 ): Promise<boolean> {
   const t = plan.table;
-  const cols = Object.keys(group[0]!.values);
+  const cols = Object.keys(group[0]!.values).sort();
   await conn.query('SAVEPOINT clinicsync_rows');
   try {
     const one = `(${cols.map(() => '?').join(', ')})`;
@@ -248,48 +286,15 @@ async function insertGroup(
         part.flatMap((r) => cols.map((col) => r.values[col] ?? null)),
       );
     }
-    // What the server made of each row: its local key, column hashes, and key value.
-    const made = new Map<string, { k: string; h: Buffer; v: string }>();
-    const pk = t.primaryKey[0]!;
-    for (const part of chunks(group, IN_LIST)) {
-      const where =
-        plan.identity.kind === 'uuid'
-          ? {
-              sql: `uuid IN (${part.map(() => '?').join(',')})`,
-              params: part.map((r) => r.change.ident),
-            }
-          : { sql: keyInSql(plan, part.length), params: part.flatMap((r) => r.key) };
-      const rows = await queryRows(
-        conn,
-        `SELECT ${keySql(t)} AS k, ${hashesSql(dataColumns(t))} AS h, CAST(${q(pk)} AS CHAR) AS v,
-                ${plan.identity.kind === 'uuid' ? 'uuid' : matchSql(plan)} AS m
-           FROM ${q(t.name)} WHERE ${where.sql}`,
-        where.params,
+    await recordNewRows(ctx, conn, plan, group);
+    // References to these rows, looked up before they were here, are looked up again.
+    if (plan.identity.kind === 'natural' && t.primaryKey.length === 1)
+      for (const r of group) ids.learn(t.name, r.change.ident, r.key[0]!);
+    else
+      ids.unlearn(
+        t.name,
+        group.map((r) => r.change.ident),
       );
-      for (const r of rows)
-        made.set(String(r.m), { k: String(r.k), h: r.h as Buffer, v: String(r.v) });
-    }
-    const colset = await ctx.colsets.idFor(conn, t);
-    const upserts = group.map((r) => {
-      const row = made.get(matchOf(plan, r));
-      if (!row) throw new Error(`a new row of ${t.name} was not found again`);
-      const stamp = clockText({ hlc: BigInt(r.change.hlc), origin: r.change.origin });
-      const clocks: Clocks = {};
-      for (const col of Object.keys(r.change.values ?? {})) clocks[col] = stamp;
-      clocks[CREATED] = stamp;
-      return {
-        tbl: t.name,
-        lkey: row.k,
-        ident: r.change.ident,
-        colset,
-        hashes: row.h,
-        n: 1,
-        clocks,
-      };
-    });
-    await writeStates(conn, { deletes: [], upserts });
-    if (t.primaryKey.length === 1)
-      for (const r of group) ids.learn(t.name, r.change.ident, made.get(matchOf(plan, r))!.v);
     return true;
   } catch {
     // The database refused some row (a unique key, a value too long...): none of the group stays.
@@ -298,11 +303,68 @@ async function insertGroup(
   }
 }
 
-/** Rows with the same columns, which one INSERT can carry. */
+/**
+ * The row state of rows just inserted, written by the server from the rows themselves: their
+ * local keys and column hashes are computed where the values are, never read back, and each
+ * row's clocks are its change's stamp throughout (the group's rows name the same columns).
+ */
+async function recordNewRows(
+  ctx: ApplyContext,
+  conn: PoolConnection,
+  plan: TablePlan,
+  group: NewRow[],
+): Promise<void> {
+  const t = plan.table;
+  const colset = await ctx.colsets.idFor(conn, t);
+  const clocks = oneStampClocks(Object.keys(group[0]!.change.values ?? {}));
+  for (const part of chunks(group, IN_LIST)) {
+    const list = part.map(() => '?').join(',');
+    const where =
+      plan.identity.kind === 'uuid'
+        ? { sql: `uuid IN (${list})`, params: part.map((r) => r.change.ident) }
+        : { sql: keyInSql(plan, part.length), params: part.flatMap((r) => r.key) };
+    const res = await executePrepared(
+      conn,
+      `INSERT INTO clinicsync_row (tbl, khash, lkey, ident, ihash, colset, hashes, n, clocks)
+       SELECT ?, UNHEX(MD5(x.k)), x.k, ELT(x.i, ${list}), UNHEX(MD5(ELT(x.i, ${list}))), ?, x.h, 1,
+              CONCAT(?, ELT(x.i, ${list}), ?)
+         FROM (SELECT ${keySql(t)} AS k, ${hashesSql(dataColumns(t))} AS h,
+                      FIELD(CAST(${plan.identity.kind === 'uuid' ? 'uuid' : matchSql(plan)} AS BINARY), ${list}) AS i
+                 FROM ${q(t.name)} WHERE ${where.sql}) x
+        WHERE x.i > 0
+       ON DUPLICATE KEY UPDATE lkey = VALUES(lkey), ident = VALUES(ident), ihash = VALUES(ihash),
+         colset = VALUES(colset), hashes = VALUES(hashes), n = VALUES(n), clocks = VALUES(clocks)`,
+      [
+        t.name,
+        ...part.map((r) => r.change.ident),
+        ...part.map((r) => r.change.ident),
+        colset,
+        clocks.before,
+        ...part.map((r) =>
+          JSON.stringify(clockText({ hlc: BigInt(r.change.hlc), origin: r.change.origin })),
+        ),
+        clocks.after,
+        ...part.map((r) => matchOf(plan, r)),
+        ...where.params,
+      ],
+    );
+    // "Records: n" is how many rows the SELECT found: each inserted row, once, matched exactly to
+    // its change (a key the server renders otherwise is missing, and the group goes one by one).
+    const found = /Records:\s*(\d+)/.exec(res.info)?.[1];
+    if (Number(found) !== part.length)
+      throw new Error(`${found ?? '?'} of ${part.length} new rows of ${t.name} were found again`);
+  }
+}
+
+/**
+ * Rows with the same columns, in whatever order they came, which one INSERT can carry and whose
+ * clocks name the same columns (those sent, which a value not kept here may add to).
+ */
 function byColumns(rows: NewRow[]): NewRow[][] {
   const groups = new Map<string, NewRow[]>();
   for (const r of rows) {
-    const k = Object.keys(r.values).join('\u0000');
+    const names = (o: object) => Object.keys(o).sort().join('\u0000');
+    const k = `${names(r.values)}\u0001${names(r.change.values ?? {})}`;
     const group = groups.get(k);
     if (group) group.push(r);
     else groups.set(k, [r]);

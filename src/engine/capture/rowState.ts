@@ -91,6 +91,21 @@ export function clocksText(clocks: Clocks): string | null {
   return JSON.stringify(out);
 }
 
+/**
+ * The stored clocks of a row whose named columns and creation all carry one stamp, as the text
+ * around that stamp's JSON string, so the server can write many such rows with their own stamps:
+ * `before + JSON.stringify(stamp) + after` equals clocksText of those clocks.
+ */
+export function oneStampClocks(columns: string[]): { before: string; after: string } {
+  const marker = '\u0001';
+  const clocks: Clocks = {};
+  for (const col of columns) clocks[col] = marker;
+  clocks[CREATED] = marker;
+  const text = clocksText(clocks)!;
+  const at = text.indexOf(JSON.stringify(marker));
+  return { before: text.slice(0, at), after: text.slice(at + JSON.stringify(marker).length) };
+}
+
 /** Clocks from their stored text, either form (rows stored before stamps were shared have none). */
 export function parseClocks(text: string | null): Clocks {
   if (text === null) return {};

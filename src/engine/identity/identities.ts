@@ -248,6 +248,12 @@ export class Identities {
     cacheOf(this.toGlobal, table).set(value, ident);
   }
 
+  /** Drops what is cached for these identities (rows just written): they are looked up again. */
+  unlearn(table: string, idents: string[]): void {
+    const cache = this.toLocal.get(table);
+    if (cache) for (const i of idents) cache.delete(i);
+  }
+
   forget(): void {
     this.toGlobal.clear();
     this.toLocal.clear();
