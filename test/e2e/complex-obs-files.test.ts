@@ -182,6 +182,33 @@ describe('complex obs files', () => {
     expect(sha256(target)).toBe(sha256(source));
   }, 180_000);
 
+  it('refuses a files file larger than any ClinicSync writes, unread, after loading the rows', async () => {
+    const name = 'xray_usb_big.bin';
+    const uuid = await complexObs(child, name, 64 * 1024);
+    const parentPeer = (await child.peers()).find((p) => p.relation === 'parent')!;
+    const w = await writeTransferFile(child, parentPeer, usbKey());
+    const side = `${w.file}${FILES_SUFFIX}`;
+    expect(fs.existsSync(side)).toBe(true);
+    // A sparse file: 600 MB as the disk reports it, nothing on it.
+    fs.truncateSync(side, 600 * 1024 * 1024);
+    await expect(loadTransferFile(root, w.file, { replyDir: usbKey() })).rejects.toThrow(
+      /were loaded, but not the complex obs files beside them: The file \S+ is larger than 512 MB/,
+    );
+    expect(await fileIn(root, name)).toBeNull();
+    const [row] = await queryRows(root.pool, 'SELECT value_complex AS v FROM obs WHERE uuid = ?', [
+      uuid,
+    ]);
+    expect(String(row?.v)).toBe(`Chest X-ray|${name}`);
+    // New keys, as the sentence says, bring the file: the clinic took the first as delivered, and
+    // learns from the reply to the next what the hospital still lacks.
+    for (let trip = 0; trip < 2; trip++) {
+      const w2 = await writeTransferFile(child, parentPeer, usbKey());
+      const loaded = await loadTransferFile(root, w2.file, { replyDir: usbKey() });
+      await loadTransferFile(child, loaded.replyFile!);
+    }
+    expect((await fileIn(root, name))?.state).toBe('placed');
+  }, 120_000);
+
   it('crosses a 1 kbit/s link in pieces of the chunk setting, each round small', async () => {
     const name = 'ecg_slow_1.bin';
     await complexObs(child, name, 2 * 1024);

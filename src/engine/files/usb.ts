@@ -9,6 +9,7 @@ import {
   SEAL_END_BYTES,
   Sealer,
   frames,
+  readSealedFile,
   sealedFrameBytes,
   splitFile,
   unseal,
@@ -78,15 +79,15 @@ export async function loadFilesBeside(
   const places = await filePlaces(node.pool, node.settings);
   if (!places) return null;
   const file = `${transferFile}${FILES_SUFFIX}`;
-  const bytes = await fs.readFile(file).catch((e: unknown) => {
+  const there = await fs.stat(file).catch((e: unknown) => {
     if ((e as { code?: unknown }).code === 'ENOENT') return null;
     throw e;
   });
-  if (!bytes) return null;
+  if (!there) return null;
   const name = `The file ${path.basename(file)}`;
   const summary: ReceiveSummary = { bytes: 0, completed: 0 };
   try {
-    const opened = splitFile(bytes, name);
+    const opened = splitFile(await readSealedFile(file), name);
     if (opened.header.from.node !== peer.nodeId || opened.header.to.node !== node.nodeId) {
       throw new SyncError('protocol', `${name} was not written by ${peer.name} for this computer.`);
     }

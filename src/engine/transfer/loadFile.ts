@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { queryRows } from '../db/pool.js';
 import { SyncError, isSyncError } from '../errors.js';
@@ -12,7 +11,7 @@ import type { Envelope } from '../protocol/types.js';
 import { decodeEnvelope } from '../protocol/xml.js';
 import { checkBatchAgainstSchema } from '../transport/schemaCheck.js';
 import { sharedSecret } from './keys.js';
-import { TRANSFER_MAX_BYTES, frames, splitFile, unseal, type TransferHeader } from './sealed.js';
+import { frames, readSealedFile, splitFile, unseal, type TransferHeader } from './sealed.js';
 import type { ImportSummary } from './types.js';
 import { writeTransferFile } from './writeFile.js';
 import { loadFilesBeside } from '../files/usb.js';
@@ -112,39 +111,11 @@ export async function loadTransferFile(
 
 /** The file read whole and opened: the sealed bytes are not kept once the plain ones are out. */
 async function openFile(node: SyncNode, file: string, name: string) {
-  const bytes = await readWhole(file);
+  const bytes = await readSealedFile(file);
   const opened = splitFile(bytes, name);
   const peer = await writerOf(node, opened.header);
   const plain = unseal(opened, await sharedSecret(node, peer), name);
   return { header: opened.header, peer, plain, size: bytes.length };
-}
-
-async function readWhole(file: string): Promise<Buffer> {
-  const fail = (e: unknown) => {
-    const code = (e as { code?: unknown }).code;
-    return new SyncError(
-      code === 'ENOENT' || code === 'EISDIR' ? 'usage' : 'state',
-      code === 'ENOENT'
-        ? `There is no file ${file}; check the USB key is plugged in and the name is right.`
-        : code === 'EISDIR'
-          ? `${file} is a folder; give the transfer file inside it.`
-          : `The file ${file} cannot be read (${e instanceof Error ? e.message : String(e)}).`,
-      { cause: e },
-    );
-  };
-  try {
-    const info = await fs.stat(file);
-    if (info.isDirectory()) throw Object.assign(new Error('a folder'), { code: 'EISDIR' });
-    if (info.size > TRANSFER_MAX_BYTES) {
-      throw new SyncError(
-        'protocol',
-        `The file ${path.basename(file)} is larger than ${TRANSFER_MAX_BYTES / 1024 / 1024} MB, more than any transfer file ClinicSync writes; nothing was applied.`,
-      );
-    }
-    return await fs.readFile(file);
-  } catch (e) {
-    throw isSyncError(e) ? e : fail(e);
-  }
 }
 
 /** The neighbour that wrote the file, once the file is known to be meant for this node. */

@@ -6,7 +6,9 @@ import {
   type CipherGCM,
   type DecipherGCM,
 } from 'node:crypto';
-import { SyncError } from '../errors.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { SyncError, isSyncError } from '../errors.js';
 
 /*
  * The layout of a transfer file (issue 7, DESIGN §5 and §8): a header anyone can read (who wrote
@@ -264,4 +266,36 @@ function unreadable(name: string): SyncError {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A transfer file (or the files file beside it) read whole, with a plain sentence for a missing
+ * one, a folder, or one larger than any ClinicSync writes (never read into memory).
+ */
+export async function readSealedFile(file: string): Promise<Buffer> {
+  const fail = (e: unknown) => {
+    const code = (e as { code?: unknown }).code;
+    return new SyncError(
+      code === 'ENOENT' || code === 'EISDIR' ? 'usage' : 'state',
+      code === 'ENOENT'
+        ? `There is no file ${file}; check the USB key is plugged in and the name is right.`
+        : code === 'EISDIR'
+          ? `${file} is a folder; give the transfer file inside it.`
+          : `The file ${file} cannot be read (${e instanceof Error ? e.message : String(e)}).`,
+      { cause: e },
+    );
+  };
+  try {
+    const info = await fs.stat(file);
+    if (info.isDirectory()) throw Object.assign(new Error('a folder'), { code: 'EISDIR' });
+    if (info.size > TRANSFER_MAX_BYTES) {
+      throw new SyncError(
+        'protocol',
+        `The file ${path.basename(file)} is larger than ${TRANSFER_MAX_BYTES / 1024 / 1024} MB, more than any transfer file ClinicSync writes; nothing of it was taken.`,
+      );
+    }
+    return await fs.readFile(file);
+  } catch (e) {
+    throw isSyncError(e) ? e : fail(e);
+  }
 }
