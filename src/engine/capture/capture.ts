@@ -172,20 +172,19 @@ export class Capture {
   }
 
   private async readSignature(): Promise<string> {
-    const [cols] = await queryRows(
+    // One round trip: every exchange starts here. EVENT_OBJECT_SCHEMA, not TRIGGER_SCHEMA: MariaDB
+    // reads only this database's triggers for it, while a TRIGGER_SCHEMA filter scans every
+    // database on the server (10 s of a 16 s demo).
+    const [sig] = await queryRows(
       this.pool,
-      `SELECT COUNT(*) AS n, COALESCE(SUM(CRC32(CONCAT_WS(':', TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLUMN_KEY, EXTRA))), 0) AS s
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?`,
-      [this.database],
+      `SELECT c.n, c.s, (SELECT COUNT(*) FROM information_schema.TRIGGERS
+                          WHERE EVENT_OBJECT_SCHEMA = ? AND TRIGGER_NAME LIKE 'clinicsync\\_%') AS t
+         FROM (SELECT COUNT(*) AS n,
+                      COALESCE(SUM(CRC32(CONCAT_WS(':', TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLUMN_KEY, EXTRA))), 0) AS s
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ?) c`,
+      [this.database, this.database],
     );
-    // EVENT_OBJECT_SCHEMA, not TRIGGER_SCHEMA: MariaDB reads only this database's triggers for it,
-    // while a TRIGGER_SCHEMA filter scans every database on the server (10 s of a 16 s demo).
-    const [trg] = await queryRows(
-      this.pool,
-      `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND TRIGGER_NAME LIKE 'clinicsync\\_%'`,
-      [this.database],
-    );
-    return `${cols!.n}:${cols!.s}:${trg!.n}`;
+    return `${sig!.n}:${sig!.s}:${sig!.t}`;
   }
 }
 

@@ -304,8 +304,21 @@ export function referencingKeys(schema: Schema, table: string): { table: Table; 
   return out;
 }
 
-/** Whether the current database has every one of these tables. */
-export async function hasTables(db: Queryable, names: string[]): Promise<boolean> {
+/** The tables of a schema already read (a Map or Set of their names). */
+export interface KnownTables {
+  has(name: string): boolean;
+}
+
+/**
+ * Whether the current database has every one of these tables: from `known` where the caller has
+ * just read the schema, else from information_schema.
+ */
+export async function hasTables(
+  db: Queryable,
+  names: string[],
+  known?: KnownTables,
+): Promise<boolean> {
+  if (known) return names.every((n) => known.has(n));
   const rows = await queryRows(
     db,
     `SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${names.map(() => '?').join(', ')})`,

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
+import type { KnownTables } from '../db/schema.js';
 import type { TablePlan } from '../identity/plan.js';
 import type { Envelope } from '../protocol/types.js';
 import { encodeSoftware, readSoftware } from '../openmrs/versions.js';
@@ -59,7 +60,11 @@ export async function declareShapes(
 export type AboutThisNode = Pick<Envelope, 'software' | 'identifierSources'>;
 
 /** What `sw` and `ids` tell `peer`: nothing to a child that has not shown it reads them. */
-export async function aboutThisNode(db: Queryable, peer: string): Promise<AboutThisNode> {
+export async function aboutThisNode(
+  db: Queryable,
+  peer: string,
+  known?: KnownTables,
+): Promise<AboutThisNode> {
   const [rel] = await queryRows(
     db,
     `SELECT p.relation, s.peer AS sent FROM clinicsync_peer p
@@ -68,9 +73,9 @@ export async function aboutThisNode(db: Queryable, peer: string): Promise<AboutT
   );
   if (!rel || (rel.relation !== 'parent' && rel.sent == null)) return {};
   // sent even when empty (no OpenMRS found): it tells the parent this node reads `sw` and `ids`
-  const ids = encodeIdSources(await readIdSources(db));
+  const ids = encodeIdSources(await readIdSources(db, known));
   return {
-    software: encodeSoftware(await readSoftware(db)),
+    software: encodeSoftware(await readSoftware(db, known)),
     ...(ids !== '' ? { identifierSources: ids } : {}),
   };
 }

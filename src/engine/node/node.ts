@@ -36,6 +36,12 @@ import { identifierWarning, rememberIdSources } from '../openmrs/idgen.js';
  */
 export type LockMode = 'wait' | 'try' | 'prefer' | 'none';
 
+/** What an exchange works with, from one schema check: table plans and which tables sync. */
+interface EngineParts {
+  plans: Map<string, TablePlan>;
+  selected: (table: string) => boolean;
+}
+
 interface OpenOptions {
   db: DbTarget;
   settings: Settings;
@@ -201,7 +207,7 @@ export class SyncNode {
    * exchange works with. The schema check reads information_schema (a few ms); an exchange does
    * it once, not once for picking up and again for its table plans.
    */
-  private async engineParts() {
+  private async engineParts(): Promise<EngineParts> {
     await this.capture.reconcile();
     await this.pickupNow(true);
     return { plans: this.capture.plans(), selected: this.capture.synced() };
@@ -212,34 +218,36 @@ export class SyncNode {
    * limits or smaller ones (a slow link's: see pace.ts).
    */
   async outgoing(peer: string, limits?: Limits): Promise<Envelope> {
-    return this.exclusive(async () => {
-      const { plans, selected } = await this.engineParts();
-      const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
-      const env = await buildBatch(
-        {
-          db: this.pool,
-          nodeId: this.nodeId,
-          incarnation: this.incarnation,
-          name,
-          plans,
-          selected,
-          now: this.now(),
-        },
-        peer,
-        {
-          records: Math.min(limits?.records ?? Infinity, this.settings.sync.batchRecords),
-          bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
-        },
-      );
-      return declareShapes(
-        this.pool,
+    return this.exclusive(async () => this.outgoingNow(peer, await this.engineParts(), limits));
+  }
+
+  private async outgoingNow(peer: string, parts: EngineParts, limits?: Limits): Promise<Envelope> {
+    const { plans, selected } = parts;
+    const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
+    const env = await buildBatch(
+      {
+        db: this.pool,
+        nodeId: this.nodeId,
+        incarnation: this.incarnation,
+        name,
         plans,
         selected,
-        peer,
-        env,
-        await aboutThisNode(this.pool, peer),
-      );
-    });
+        now: this.now(),
+      },
+      peer,
+      {
+        records: Math.min(limits?.records ?? Infinity, this.settings.sync.batchRecords),
+        bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
+      },
+    );
+    return declareShapes(
+      this.pool,
+      plans,
+      selected,
+      peer,
+      env,
+      await aboutThisNode(this.pool, peer, plans),
+    );
   }
 
   /**
@@ -252,7 +260,7 @@ export class SyncNode {
       const { plans, selected } = await this.engineParts();
       const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
       const resume = { lsn: 0n };
-      const about = await aboutThisNode(this.pool, peer);
+      const about = await aboutThisNode(this.pool, peer, plans);
       for (;;) {
         const env = await buildBatch(
           {
@@ -284,6 +292,14 @@ export class SyncNode {
    * so the sender's offset last measured over the network stands in for it (none: 0).
    */
   async incoming(env: Envelope, opts: { fromFile?: boolean } = {}): Promise<ApplyResult> {
+    const peerId = await this.senderOf(env);
+    return this.exclusive(async () =>
+      this.incomingNow(env, peerId, await this.engineParts(), opts.fromFile === true),
+    );
+  }
+
+  /** The neighbour a batch comes from, refused unless it is one and the batch is for this node. */
+  private async senderOf(env: Envelope): Promise<string> {
     if (env.to !== this.nodeId) {
       throw new SyncError('protocol', 'This batch is meant for another node; it was not applied.');
     }
@@ -297,11 +313,16 @@ export class SyncNode {
     if (peer.relation === 'child' && env.from.name) {
       await nameFileChild(this.pool, peer.nodeId, env.from.name);
     }
-    return this.exclusive(() => this.incomingNow(env, peer.nodeId, opts.fromFile === true));
+    return peer.nodeId;
   }
 
-  private async incomingNow(env: Envelope, peerId: string, fromFile = false): Promise<ApplyResult> {
-    const { plans, selected } = await this.engineParts();
+  private async incomingNow(
+    env: Envelope,
+    peerId: string,
+    parts: EngineParts,
+    fromFile: boolean,
+  ): Promise<ApplyResult> {
+    const { plans, selected } = parts;
     // The parent's verdict on this node's clocks first, so the changes below are judged against it.
     if (env.fixes) await applyClockFixes(this.pool, this.nodeId, env.fixes);
     const nowMs = this.now();
@@ -374,8 +395,14 @@ export class SyncNode {
    * (no bigger than `limits`, where the child asks for less over a slow link).
    */
   async answer(env: Envelope, limits?: Limits): Promise<{ result: ApplyResult; reply: Envelope }> {
-    const result = await this.incoming(env);
-    const reply = await this.outgoing(env.from.node, limits);
+    const peerId = await this.senderOf(env);
+    // One schema check serves both halves; what was edited here meanwhile is still picked up.
+    const { result, reply } = await this.exclusive(async () => {
+      const parts = await this.engineParts();
+      const applied = await this.incomingNow(env, peerId, parts, false);
+      await this.pickupNow(true);
+      return { result: applied, reply: await this.outgoingNow(peerId, parts, limits) };
+    });
     return {
       result,
       reply: Object.keys(result.fixes).length ? { ...reply, fixes: result.fixes } : reply,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/pool.js';
 import { execute, queryRows } from '../db/pool.js';
-import { hasTables } from '../db/schema.js';
+import { hasTables, type KnownTables } from '../db/schema.js';
 
 /**
  * Identifier generators two nodes share (issue 12 point 4). OpenMRS's idgen module hands out
@@ -22,13 +22,13 @@ export interface IdSource {
 }
 
 /** This database's sequential identifier sources that are in use. */
-export async function readIdSources(db: Queryable): Promise<IdSource[]> {
+export async function readIdSources(db: Queryable, known?: KnownTables): Promise<IdSource[]> {
   if (
-    !(await hasTables(db, [
-      'idgen_seq_id_gen',
-      'idgen_identifier_source',
-      'patient_identifier_type',
-    ]))
+    !(await hasTables(
+      db,
+      ['idgen_seq_id_gen', 'idgen_identifier_source', 'patient_identifier_type'],
+      known,
+    ))
   )
     return [];
   const rows = await queryRows(

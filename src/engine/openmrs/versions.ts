@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import { queryRows } from '../db/pool.js';
-import { hasTables } from '../db/schema.js';
+import { hasTables, type KnownTables } from '../db/schema.js';
 
 /**
  * Which OpenMRS a database belongs to, read from the database itself (issue 12, point 3), so two
@@ -31,10 +31,10 @@ const VERSION = /^[A-Za-z0-9_.+-]{1,32}$/;
 const MAX_MODULES = 200;
 
 /** What this database says of its OpenMRS; empty for a database that is not OpenMRS. */
-export async function readSoftware(db: Queryable): Promise<Software> {
-  if (!(await hasTables(db, ['global_property']))) return NO_SOFTWARE;
+export async function readSoftware(db: Queryable, known?: KnownTables): Promise<Software> {
+  if (!(await hasTables(db, ['global_property'], known))) return NO_SOFTWARE;
   let openmrs: string | null = null;
-  if (await hasTables(db, ['liquibasechangelog'])) {
+  if (await hasTables(db, ['liquibasechangelog'], known)) {
     const files = await queryRows(
       db,
       "SELECT DISTINCT FILENAME AS f FROM liquibasechangelog WHERE FILENAME LIKE '%.x.xml'",
