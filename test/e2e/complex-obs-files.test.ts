@@ -411,5 +411,15 @@ describe('complex obs files', () => {
       chunks: [{ name: 'full.bin', sha256: waits, offset: 0, data: bytes }],
     });
     expect((await fileIn(root, 'full.bin'))?.state).toBe('staged');
+
+    // Refused for its size, the file is not wanted while the limit stands...
+    const wanted = async (places: typeof to) =>
+      (
+        await buildFiles(root.pool, places, child.nodeId, { budget: 65_536, optimistic: false })
+      ).have.find((h) => h.name === 'huge.bin');
+    expect(await wanted(to)).toMatchObject({ offset: 0, done: true });
+    // ...and asked for from the start once the limit is raised to take it.
+    expect(await wanted({ ...to, maxBytes: big.size })).toMatchObject({ offset: 0, done: false });
+    expect(await fileIn(root, 'huge.bin')).toEqual({ have: 0, size: big.size, state: 'partial' });
   });
 });

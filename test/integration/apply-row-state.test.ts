@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeMix } from '../../bench/lib/mix.js';
+import { KEY, makeMix } from '../../bench/lib/mix.js';
 import { createOpenmrsShape } from '../../src/demo/openmrsShape.js';
 import { dataColumns, hashesSql, keySql } from '../../src/engine/capture/rowSql.js';
 import { CREATED, parseClocks } from '../../src/engine/capture/rowState.js';
@@ -16,15 +16,6 @@ import { Tree } from '../helpers/tree.js';
  * change's clock. If any of it were off, the receiver's next pickup would see the rows as changed
  * here and send them back as its own edits.
  */
-const TABLES = [
-  'person',
-  'person_name',
-  'patient',
-  'patient_identifier',
-  'visit',
-  'encounter',
-  'obs',
-];
 
 describe('the row state of new rows applied together', () => {
   let tree: Tree;
@@ -53,7 +44,7 @@ describe('the row state of new rows applied together', () => {
     ))
       log.set(`${String(r.tbl)} ${String(r.ident)}`, `${String(r.hlc)}:${String(r.origin)}`);
     let checked = 0;
-    for (const table of TABLES) {
+    for (const table of Object.keys(KEY)) {
       const t = plans.get(table)!.table;
       const rows = await queryRows(
         root.pool,

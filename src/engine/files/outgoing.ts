@@ -38,6 +38,12 @@ export async function buildFiles(
 ): Promise<FileMessage> {
   const msg = emptyMessage();
   await placeStaged(db, places);
+  // A file refused for its size is asked for again, from the start, once the limit takes it.
+  await execute(
+    db,
+    "UPDATE clinicsync_file_in SET state = 'partial', have = 0, answered = 0 WHERE peer = ? AND state = 'refused' AND size <= ?",
+    [peer, places.maxBytes],
+  );
 
   const answers = await queryRows(
     db,
