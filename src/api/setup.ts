@@ -14,6 +14,7 @@ import {
   openmrsDataDirFor,
   type FindOptions,
 } from '../engine/openmrs/runtimeProperties.js';
+import { namesOpenmrs } from '../engine/openmrs/presence.js';
 import { ADMIN_TOKEN_SECRET } from './adminServer.js';
 import { httpUrl } from './cloneJob.js';
 import {
@@ -113,8 +114,6 @@ const testSchema = z
   .strict();
 
 /** The tables that say a database holds OpenMRS. */
-const OPENMRS_TABLES = ['patient', 'person', 'encounter', 'obs'];
-
 /**
  * Connects to the server named by the address, then looks at the database: whether it exists
  * (and creates it, empty, when asked), what it holds, and whether the user has every privilege
@@ -186,7 +185,7 @@ export async function testDatabase(req: unknown): Promise<DatabaseTest> {
         )
       ).map((r) => String(r.n));
       result.tables = names.length;
-      result.openmrs = OPENMRS_TABLES.every((t) => names.includes(t));
+      result.openmrs = namesOpenmrs(names);
       result.clinicSync = names.some((n) => n.startsWith('clinicsync_'));
     }
     return result;

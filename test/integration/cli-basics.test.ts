@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Home } from '../../src/engine/config/home.js';
 import { defaultSettings } from '../../src/engine/config/settings.js';
 import { createTestDb, SERVER } from '../helpers/db.js';
+import { createClinicSchema } from '../helpers/fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
 
@@ -298,6 +299,28 @@ describe('clinic-sync init with a password', () => {
       expect(r.stderr).not.toContain('wrong');
       expect(fs.existsSync(path.join(homeDir, 'settings.json'))).toBe(false);
       expect(fs.existsSync(path.join(homeDir, 'secrets'))).toBe(false);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('syncs the OpenMRS tables of an OpenMRS database unless told otherwise', async () => {
+    const db = await createTestDb('cs_cli');
+    try {
+      await createClinicSchema(db.pool);
+      const url = db.url.replace(/:[^:@/]*@/, '@');
+      const init = await cli(['--home', homeDir, 'init', '--db', url, '--name', 'Butaro']);
+      expect(init.code).toBe(0);
+      expect(init.stdout).toContain('syncing the OpenMRS tables (preset openmrs)');
+      expect(new Home(homeDir).load()?.tables.preset).toBe('openmrs');
+      expect((await cli(['--home', homeDir, 'uninstall', '--db', url])).code).toBe(0);
+
+      const all = ['--home', homeDir, 'init', '--db', url, '--name', 'Butaro', '--preset', 'all'];
+      expect((await cli(all)).stdout).toContain('syncing every table (preset all)');
+      expect(new Home(homeDir).load()?.tables.preset).toBe('all');
+      const wrong = await cli([...all.slice(0, -1), 'some']);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toContain('openmrs, all');
     } finally {
       await db.drop();
     }

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { SyncError } from '../../engine/errors.js';
 import { dbUrlOf } from '../../engine/db/url.js';
 import { DB_PASSWORD_SECRET, resolveDbTarget } from '../../engine/config/home.js';
@@ -9,6 +9,7 @@ interface InitOptions {
   db: string;
   name: string;
   dbPasswordFile?: string;
+  preset?: 'openmrs' | 'all';
 }
 
 /** `init --db URL --name NAME`: this home becomes the root node of a new tree on that database. */
@@ -18,6 +19,12 @@ export function initCommand(ctx: CliContext): Command {
     .requiredOption('--db <url>', 'the database, mysql://user[:password]@host[:port]/database')
     .requiredOption('--name <name>', "this node's name, e.g. the clinic's")
     .option('--db-password-file <file>', 'read the database password from this file')
+    .addOption(
+      new Option(
+        '--preset <preset>',
+        'which tables to sync: openmrs (all but those each server keeps for itself) or all; by default openmrs for an OpenMRS database',
+      ).choices(['openmrs', 'all']),
+    )
     .action(async (opts: InitOptions, cmd: Command) => {
       const home = homeOf(cmd, ctx);
       const existing = home.load();
@@ -33,6 +40,19 @@ export function initCommand(ctx: CliContext): Command {
         home,
       );
       const settings = newRootSettings(dbUrlOf(target), opts.name);
+      // As the setup wizard does: the OpenMRS table choice for OpenMRS, and its files folder.
+      const { openPool } = await import('../../engine/db/pool.js');
+      const pool = openPool(target, { connectionLimit: 1 });
+      try {
+        const { holdsOpenmrs } = await import('../../engine/openmrs/presence.js');
+        settings.tables.preset = opts.preset ?? ((await holdsOpenmrs(pool)) ? 'openmrs' : 'all');
+      } catch {
+        // An unreachable database is reported by the init below, in its own words.
+      } finally {
+        await pool.end().catch(() => undefined);
+      }
+      const { openmrsDataDirFor } = await import('../../engine/openmrs/runtimeProperties.js');
+      settings.complexObs.dataDir = await openmrsDataDirFor(target);
 
       home.save(settings);
       if (passwordSource !== 'secret' && target.password) {
@@ -51,7 +71,7 @@ export function initCommand(ctx: CliContext): Command {
         throw e;
       }
       ctx.io.out(
-        `Database ${settings.db} is now the root node "${settings.name}" of a ClinicSync tree; its settings are in ${home.dir}.`,
+        `Database ${settings.db} is now the root node "${settings.name}" of a ClinicSync tree, syncing ${settings.tables.preset === 'openmrs' ? 'the OpenMRS tables (preset openmrs)' : 'every table (preset all)'}; its settings are in ${home.dir}.`,
       );
     });
 }
