@@ -23,6 +23,7 @@ import type {
 import type { IpcRendererSeam } from '../../src/preload/bridge.js';
 import { appPageUrl } from '../../src/main/security.js';
 import type { TrayState } from '../../src/main/trayState.js';
+import { quietStatus } from './status.js';
 
 /*
  * Stubs of Electron at the desktop shell's seam (src/main/electronSeam.ts): the binary cannot run
@@ -288,24 +289,14 @@ export class StubElectron implements ElectronSeam {
 // uses the real SyncPause (src/api/local.ts), whose timer resumes by itself.
 
 export function nodeStatus(over: Partial<NodeStatus> = {}): NodeStatus {
-  // Fields the engine adds later are absent here: the shell reads none of them.
-  return {
+  return quietStatus({
     name: 'Rwinkwavu',
-    role: 'child',
     parent: 'http://district.example.org:8750',
-    pendingOut: 0,
-    pendingIn: 0,
-    parked: 0,
-    children: [],
     lastSuccessAt: '2026-11-26T10:00:00.000Z',
-    lastError: null,
-    clockWarning: null,
-    journalBytes: 0,
-    capturePaused: false,
     nodeId: 'aaaaaaaaaaaaaaaa',
     incarnation: 'bbbbbbbb',
     ...over,
-  } as NodeStatus;
+  });
 }
 
 /** An ApiStatus as the engine would report it, its state chosen by overallState. */

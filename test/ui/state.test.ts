@@ -18,6 +18,7 @@ import { LANGUAGES, createI18n } from '../../renderer/src/i18n/index.js';
 import { StatusScreen } from '../../renderer/src/screens/Status.js';
 import { formats } from '../../renderer/src/format.js';
 import { STATE_TONE } from '../../renderer/src/stateView.js';
+import { quietStatus } from '../helpers/status.js';
 
 /*
  * The one overall state, chosen by urgency (issue "The React window", item 3): Needs attention ›
@@ -28,28 +29,12 @@ import { STATE_TONE } from '../../renderer/src/stateView.js';
 const NOW = Date.parse('2026-11-26T14:32:00Z');
 const HOUR = 3_600_000;
 
-function node(over: Partial<NodeStatus> = {}): NodeStatus {
-  return {
-    name: 'Butaro',
-    role: 'child',
-    parent: 'http://district:8750',
-    pendingOut: 0,
-    pendingIn: 0,
-    parked: 0,
-    parkedWarning: null,
-    children: [],
+const node = (over: Partial<NodeStatus> = {}): NodeStatus =>
+  quietStatus({
     lastSuccessAt: new Date(Date.now() - 60_000).toISOString(),
-    lastError: null,
-    clockWarning: null,
     journalBytes: 4096,
-    capturePaused: false,
-    nodeId: '0123456789abcdef',
-    incarnation: '01234567',
-    schemaWarning: null,
-    identifierWarning: null,
     ...over,
-  };
-}
+  });
 
 const calm: StateContext = {
   syncing: false,

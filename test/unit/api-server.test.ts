@@ -24,26 +24,12 @@ import {
 import { defaultSettings } from '../../src/engine/config/settings.js';
 import { SyncError } from '../../src/engine/errors.js';
 import { tempHome } from '../helpers/node.js';
+import { quietStatus } from '../helpers/status.js';
 
 const TOKEN = 'test-token-0123456789abcdef-0123456789';
 
 const STATUS: ApiStatus = {
-  name: 'district',
-  role: 'root',
-  parent: null,
-  pendingOut: 0,
-  pendingIn: 0,
-  parked: 0,
-  parkedWarning: null,
-  children: [],
-  lastSuccessAt: null,
-  lastError: null,
-  journalBytes: 0,
-  capturePaused: false,
-  nodeId: '0123456789abcdef',
-  incarnation: '01234567',
-  schemaWarning: null,
-  identifierWarning: null,
+  ...quietStatus({ name: 'district', role: 'root', parent: null }),
   state: 'up-to-date',
   lastContactAt: null,
   nextSyncAt: null,
@@ -51,7 +37,6 @@ const STATUS: ApiStatus = {
   syncPaused: false,
   syncPausedUntil: null,
   lastErrorKind: null,
-  clockWarning: null,
 };
 
 const SETUP: SetupState = { node: null, progress: null, clone: null };

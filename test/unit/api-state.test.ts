@@ -8,6 +8,7 @@ import {
   type NodeStatus,
   type StateContext,
 } from '../../src/api/types.js';
+import { quietStatus } from '../helpers/status.js';
 
 const calm: StateContext = {
   syncing: false,
@@ -16,28 +17,8 @@ const calm: StateContext = {
   clockWarning: null,
 };
 
-function child(over: Partial<NodeStatus> = {}): NodeStatus {
-  return {
-    name: 'centre',
-    role: 'child',
-    parent: 'http://district:8750',
-    pendingOut: 0,
-    pendingIn: 0,
-    parked: 0,
-    parkedWarning: null,
-    children: [],
-    lastSuccessAt: null,
-    lastError: null,
-    clockWarning: null,
-    journalBytes: 0,
-    capturePaused: false,
-    nodeId: '0123456789abcdef',
-    incarnation: '01234567',
-    schemaWarning: null,
-    identifierWarning: null,
-    ...over,
-  };
-}
+const child = (over: Partial<NodeStatus> = {}): NodeStatus =>
+  quietStatus({ name: 'centre', ...over });
 
 const root = (over: Partial<NodeStatus> = {}) =>
   child({ role: 'root', parent: null, name: 'district', ...over });

@@ -1,26 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { describeStatus } from '../../src/cli/commands/status.js';
 import type { NodeStatus } from '../../src/engine/node/types.js';
+import { quietStatus } from '../helpers/status.js';
 
-const base: NodeStatus = {
-  name: 'Butaro',
-  role: 'child',
+const base: NodeStatus = quietStatus({
   parent: 'https://district.example.org:8750',
-  pendingOut: 0,
-  pendingIn: 0,
-  parked: 0,
-  parkedWarning: null,
-  children: [],
-  lastSuccessAt: null,
-  lastError: null,
-  clockWarning: null,
-  schemaWarning: null,
-  identifierWarning: null,
   journalBytes: 2048,
-  capturePaused: false,
-  nodeId: '0123456789abcdef',
   incarnation: 'abcd1234',
-};
+});
 
 /* `clinic-sync status` says in one line whether the clinic's OpenMRS has been refreshed. */
 describe('the OpenMRS line of status', () => {
