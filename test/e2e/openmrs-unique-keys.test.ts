@@ -236,6 +236,72 @@ describe('one patient identifier given twice, reaching the district in one batch
   });
 });
 
+/*
+ * OpenMRS's own keys hold only among live rows: a voided identifier holds no value. An edit to a
+ * voided identifier is no collision, on the node that made it or on any other.
+ */
+describe('an edit to a voided identifier', () => {
+  let tree: Tree;
+  let district: SyncNode;
+  let butaro: SyncNode;
+
+  beforeEach(async () => {
+    tree = new Tree();
+    district = await tree.root(await loadSampleDb('openmrs-testdata'), 'district');
+    butaro = await tree.clone(district, 'butaro');
+  });
+  afterEach(async () => tree.close());
+
+  it('takes a value a live identifier holds without renaming either', async () => {
+    const spec = { family: 'Mukamana', gender: 'F' as const, birthdate: '1988-02-01' };
+    const live = await createPatient(district.pool, {
+      ...spec,
+      given: 'Alice',
+      identifier: '600-1',
+      at: '2026-03-02 09:00:00',
+      weightKg: '60',
+      favoriteFood: 'beans',
+    });
+    const voided = await createPatient(district.pool, {
+      ...spec,
+      given: 'Aline',
+      identifier: '600-2',
+      at: '2026-03-02 09:10:00',
+      weightKg: '62',
+      favoriteFood: 'rice',
+    });
+    await execute(district.pool, 'UPDATE patient_identifier SET voided = 1 WHERE uuid = ?', [
+      voided.identifier,
+    ]);
+    await tree.sync(butaro, district);
+    // On the clinic, the voided identifier is corrected to the live one's value.
+    await execute(
+      butaro.pool,
+      "UPDATE patient_identifier SET identifier = '600-1' WHERE uuid = ?",
+      [voided.identifier],
+    );
+    await tree.sync(butaro, district);
+
+    for (const node of [district, butaro]) {
+      const where = (await node.status()).name;
+      const rows = await queryRows(
+        node.pool,
+        'SELECT uuid, identifier FROM patient_identifier WHERE uuid IN (?, ?)',
+        [live.identifier, voided.identifier],
+      );
+      expect(
+        Object.fromEntries(rows.map((r) => [String(r.uuid), String(r.identifier)])),
+        where,
+      ).toEqual({ [live.identifier]: '600-1', [voided.identifier]: '600-1' });
+      const conflicts = await listConflicts(node.pool);
+      expect(
+        conflicts.filter((c) => c.table === 'patient_identifier'),
+        where,
+      ).toEqual([]);
+    }
+  });
+});
+
 describe('two nodes handing out patient identifiers from the same counter', () => {
   let tree: Tree;
   let district: SyncNode;

@@ -225,7 +225,10 @@ export async function settleUniqueKeys(
   return conflicts;
 }
 
-/** The key's values the row will have: the incoming ones over what the row holds now. */
+/**
+ * The key's values the row will have: the incoming ones over what the row holds now (with whether
+ * it is voided, for OpenMRS's own keys: an edit to a voided row claims no value).
+ */
 async function fullKey(
   conn: PoolConnection,
   t: Table,
@@ -236,7 +239,8 @@ async function fullKey(
   let current: Record<string, Value> = {};
   if (lkey !== null) {
     const row = (await currentRows(conn, t, [lkey])).get(lkey);
-    if (row) current = Object.fromEntries(key.columns.map((c) => [c, fromDriver(row[c])]));
+    const read = key.liveOnly ? [...key.columns, 'voided'] : key.columns;
+    if (row) current = Object.fromEntries(read.map((c) => [c, fromDriver(row[c])]));
   }
   return keyValues(key, values, current);
 }
