@@ -38,6 +38,7 @@ import { keyFromIdent } from './keys.js';
 import { applyNewRows, groupable } from './newRows.js';
 import { PeerShapes } from './shapes.js';
 import { settleUniqueKeys } from './uniqueKeys.js';
+import { dbTrouble } from '../node/dbRetry.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -315,6 +316,8 @@ async function attempt(
     if (outcome.kind === 'partial') ids.forget();
     return outcome;
   } catch (e) {
+    // A deadlock or a lost connection took the whole transaction: the batch is tried again.
+    if (dbTrouble(e) !== null) throw e;
     await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change');
     ids.forget();
     return park(explainApplyError(e, c.table));

@@ -11,6 +11,7 @@ import type { WireChange } from '../protocol/types.js';
 import type { ApplyContext } from './apply.js';
 import { keyFromIdent } from './keys.js';
 import { mayCollide } from './uniqueKeys.js';
+import { dbTrouble } from '../node/dbRetry.js';
 
 /**
  * New rows applied together (issue 11): a run of incoming inserts is sorted out with a few
@@ -296,7 +297,9 @@ async function insertGroup(
         group.map((r) => r.change.ident),
       );
     return true;
-  } catch {
+  } catch (e) {
+    // A deadlock or a lost connection took the whole transaction: the batch is tried again.
+    if (dbTrouble(e) !== null) throw e;
     // The database refused some row (a unique key, a value too long...): none of the group stays.
     await conn.query('ROLLBACK TO SAVEPOINT clinicsync_rows');
     return false;
