@@ -76,8 +76,7 @@ export interface StateContext {
  * 3. `syncing` — an exchange is running.
  * 4. `waiting` — changes wait to travel: on a child, in either direction (`pendingOut`,
  *    `pendingIn`); on a parent with children, changes some child has not fetched yet. A root
- *    with no children has nobody to wait for. Attached files still on their way, either way,
- *    count as changes waiting: the work is not done until they are here.
+ *    with no children has nobody to wait for.
  * 5. `paused` — the user paused syncing, or capture is paused (around an OpenMRS upgrade).
  * 6. `up-to-date` — none of the above.
  */
@@ -94,8 +93,7 @@ export function overallState(status: NodeStatus, context: StateContext): ApiStat
     status.role === 'child'
       ? status.pendingOut > 0 || status.pendingIn > 0
       : status.children.length > 0 && status.pendingOut > 0;
-  const files = status.complexObsFiles;
-  if (waiting || (files && files.arriving + files.sending > 0)) return 'waiting';
+  if (waiting) return 'waiting';
   if (context.syncPaused || status.capturePaused) return 'paused';
   return 'up-to-date';
 }

@@ -114,11 +114,6 @@ export function statusWords(
       const parts: string[] = [];
       if (s.pendingOut > 0) parts.push(`${count(s.pendingOut, 'change', 'changes')} to send`);
       if (s.pendingIn > 0) parts.push(`${count(s.pendingIn, 'change', 'changes')} to receive`);
-      const files = s.complexObsFiles;
-      if (files?.sending)
-        parts.push(`${count(files.sending, 'attached file', 'attached files')} to send`);
-      if (files?.arriving)
-        parts.push(`${count(files.arriving, 'attached file', 'attached files')} to receive`);
       return { headline: `Waiting: ${parts.join(', ')}`, detail: lastSync };
     }
     case 'paused':

@@ -85,17 +85,6 @@ describe('overallState: the state chosen by urgency', () => {
     expect(overallState(root({ pendingOut: 5, children: [someChild] }), calm)).toBe('waiting');
   });
 
-  it('waits while attached files are on their way, either way, and not for a file refused', () => {
-    const files = { arriving: 0, bytesToCome: 0, waitingForRecord: 0, sending: 0, problem: null };
-    expect(overallState(child({ complexObsFiles: { ...files, arriving: 1 } }), calm)).toBe(
-      'waiting',
-    );
-    expect(overallState(root({ complexObsFiles: { ...files, sending: 2 } }), calm)).toBe('waiting');
-    expect(
-      overallState(child({ complexObsFiles: { ...files, problem: 'too big: huge.bin' } }), calm),
-    ).toBe('up-to-date');
-  });
-
   it('never calls a root offline: it contacts nobody', () => {
     expect(overallState(root({ lastError: 'old' }), calm)).toBe('up-to-date');
   });

@@ -72,10 +72,6 @@ describe('the tray state, chosen from the engine status by urgency', () => {
     expect(words(view({ status: apiStatus({ pendingOut: 1, pendingIn: 12 }) })).headline).toBe(
       'Waiting: 1 change to send, 12 changes to receive',
     );
-    const files = { arriving: 2, bytesToCome: 9, waitingForRecord: 0, sending: 1, problem: null };
-    expect(words(view({ status: apiStatus({ complexObsFiles: files }) })).headline).toBe(
-      'Waiting: 1 attached file to send, 2 attached files to receive',
-    );
     expect(
       words(
         view({
