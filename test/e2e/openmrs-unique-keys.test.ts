@@ -64,6 +64,16 @@ async function usernames(node: SyncNode, uuids: string[]): Promise<Record<string
   return Object.fromEntries(rows.map((r) => [String(r.uuid), String(r.username)]));
 }
 
+/** Patient identifiers' values by their uuid. */
+async function identifiers(node: SyncNode, uuids: string[]): Promise<Record<string, string>> {
+  const rows = await queryRows(
+    node.pool,
+    `SELECT uuid, identifier FROM patient_identifier WHERE uuid IN (${uuids.map(() => '?').join(', ')})`,
+    uuids,
+  );
+  return Object.fromEntries(rows.map((r) => [String(r.uuid), String(r.identifier)]));
+}
+
 describe('the same username made on two clinics', () => {
   let tree: Tree;
   let district: SyncNode;
@@ -213,15 +223,9 @@ describe('one patient identifier given twice, reaching the district in one batch
     };
     for (const node of [district, hospital, butaro, rwinkwavu]) {
       const where = (await node.status()).name;
-      const rows = await queryRows(
-        node.pool,
-        'SELECT uuid, identifier FROM patient_identifier WHERE uuid IN (?, ?)',
-        [first.identifier, second.identifier],
+      expect(await identifiers(node, [first.identifier, second.identifier]), where).toEqual(
+        expected,
       );
-      expect(
-        Object.fromEntries(rows.map((r) => [String(r.uuid), String(r.identifier)])),
-        where,
-      ).toEqual(expected);
       expect(await parkedOn(node), where).toEqual([]);
       const conflicts = (await listConflicts(node.pool)).filter(
         (c) => c.table === 'patient_identifier',
@@ -284,15 +288,10 @@ describe('an edit to a voided identifier', () => {
 
     for (const node of [district, butaro]) {
       const where = (await node.status()).name;
-      const rows = await queryRows(
-        node.pool,
-        'SELECT uuid, identifier FROM patient_identifier WHERE uuid IN (?, ?)',
-        [live.identifier, voided.identifier],
-      );
-      expect(
-        Object.fromEntries(rows.map((r) => [String(r.uuid), String(r.identifier)])),
-        where,
-      ).toEqual({ [live.identifier]: '600-1', [voided.identifier]: '600-1' });
+      expect(await identifiers(node, [live.identifier, voided.identifier]), where).toEqual({
+        [live.identifier]: '600-1',
+        [voided.identifier]: '600-1',
+      });
       const conflicts = await listConflicts(node.pool);
       expect(
         conflicts.filter((c) => c.table === 'patient_identifier'),

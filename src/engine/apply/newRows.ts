@@ -4,7 +4,7 @@ import { q } from '../db/ident.js';
 import { clockText, oneStampClocks } from '../capture/rowState.js';
 import { dataColumns, hashesSql, keySql } from '../capture/rowSql.js';
 import type { Value } from '../capture/values.js';
-import { ihash, rowId, type Identities } from '../identity/identities.js';
+import { ihash, lkeyOf, rowId, type Identities } from '../identity/identities.js';
 import { splitParts, type TablePlan } from '../identity/plan.js';
 import { fromWire } from '../identity/wire.js';
 import type { WireChange } from '../protocol/types.js';
@@ -332,7 +332,7 @@ async function recordNewRows(
        SELECT ?, UNHEX(MD5(x.k)), x.k, ELT(x.i, ${list}), UNHEX(MD5(ELT(x.i, ${list}))), ?, x.h, 1,
               CONCAT(?, ELT(x.i, ${list}), ?)
          FROM (SELECT ${keySql(t)} AS k, ${hashesSql(dataColumns(t))} AS h,
-                      FIELD(CAST(${plan.identity.kind === 'uuid' ? 'uuid' : matchSql(plan)} AS BINARY), ${list}) AS i
+                      FIELD(${plan.identity.kind === 'uuid' ? 'CAST(uuid AS BINARY)' : keySql(t)}, ${list}) AS i
                  FROM ${q(t.name)} WHERE ${where.sql}) x
         WHERE x.i > 0
        ON DUPLICATE KEY UPDATE lkey = VALUES(lkey), ident = VALUES(ident), ihash = VALUES(ihash),
@@ -347,12 +347,15 @@ async function recordNewRows(
           JSON.stringify(clockText({ hlc: BigInt(r.change.hlc), origin: r.change.origin })),
         ),
         clocks.after,
-        ...part.map((r) => matchOf(plan, r)),
+        ...part.map((r) =>
+          plan.identity.kind === 'uuid' ? r.change.ident : r.key.map(lkeyOf).join(','),
+        ),
         ...where.params,
       ],
     );
     // "Records: n" is how many rows the SELECT found: each inserted row, once, matched exactly to
-    // its change (a key the server renders otherwise is missing, and the group goes one by one).
+    // its change by its uuid or its local key (column by column, so no two keys read alike); a key
+    // the server renders otherwise is missing, and the group goes one by one.
     const found = /Records:\s*(\d+)/.exec(res.info)?.[1];
     if (Number(found) !== part.length)
       throw new Error(`${found ?? '?'} of ${part.length} new rows of ${t.name} were found again`);
