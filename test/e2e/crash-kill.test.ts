@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild } from '../helpers/http.js';
 import { seeded, startProxy, type Proxy } from '../helpers/proxy.js';
 import { Tree } from '../helpers/tree.js';
-import { BIN, cliEnv, freePort, runCli } from '../helpers/cli.js';
+import { BIN, cliEnv, freePort, runCli, startServe, type Served } from '../helpers/cli.js';
 
 /*
  * Issue 8, "Done when", second point: the parent (`clinic-sync serve`) and the child (`clinic-sync
@@ -31,37 +31,7 @@ import { BIN, cliEnv, freePort, runCli } from '../helpers/cli.js';
 
 const KILLS = Number(process.env.CLINIC_SYNC_CRASH_KILLS ?? 6);
 const SEED = Number(process.env.CLINIC_SYNC_CRASH_SEED ?? 11);
-interface Running {
-  proc: ChildProcess;
-  exited: Promise<number | null>;
-  stderr: () => string;
-}
-
-/** Starts `clinic-sync --home HOME serve …` and waits for its `listening` line. */
-async function serve(home: string, args: string[]): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, '--home', home, 'serve', ...args], {
-    env: cliEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 90_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/^listening /m.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void exited.then((c) => reject(new Error(`serve exited with ${c}: ${err}`)));
-  });
-  return { proc, exited, stderr: () => err };
-}
-
-async function kill(r: Running, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+async function kill(r: Served, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill(signal);
   await r.exited;
 }
@@ -77,8 +47,8 @@ describe('processes killed at random points across many exchanges', () => {
   let childHome: string;
   let port: number;
   let proxy: Proxy;
-  let parent: Running | null = null;
-  let child: Running | null = null;
+  let parent: Served | null = null;
+  let child: Served | null = null;
   const expectedPeople = new Map<string, string>([['p-admin', 'M']]);
   const expectedTags = new Set<string>();
   let counter = 0;
@@ -101,9 +71,15 @@ describe('processes killed at random points across many exchanges', () => {
   }
 
   const startParent = () =>
-    serve(rootHome, ['--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0']);
+    startServe(rootHome, ['--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0'], {
+      timeoutMs: 90_000,
+    });
   const startChild = () =>
-    serve(childHome, ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--interval', '1']);
+    startServe(
+      childHome,
+      ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--interval', '1'],
+      { timeoutMs: 90_000 },
+    );
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-crash-'));

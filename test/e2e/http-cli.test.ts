@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,41 +10,7 @@ import { createTestDb, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase } from '../helpers/http.js';
 import { Tree } from '../helpers/tree.js';
-import { BIN, cliEnv, runCli } from '../helpers/cli.js';
-
-interface Served {
-  proc: ChildProcess;
-  url: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `serve` and waits for its `listening http://HOST:PORT` line. */
-async function serve(home: string, extra: string[] = []): Promise<Served> {
-  const proc = spawn(
-    process.execPath,
-    [BIN, '--home', home, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...extra],
-    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^listening (http:\/\/\S+)$/m.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${err}`)));
-  });
-  return { proc, url, stdout: () => out, stderr: () => err, exited };
-}
+import { runCli, startServe, type Served } from '../helpers/cli.js';
 
 async function waitFor(check: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const until = Date.now() + ms;
@@ -81,7 +46,7 @@ describe('clinic-sync serve, pair and sync', () => {
   });
 
   it('serves on a free port, writes serve.json, pairs a child that then syncs, stops on SIGTERM', async () => {
-    parent = await serve(rootHome);
+    parent = await startServe(rootHome);
     const { url } = parent;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(url).not.toMatch(/:0$/);
@@ -157,7 +122,14 @@ describe('clinic-sync serve, pair and sync', () => {
     expect(Number(row!.n)).toBe(1);
 
     // The child's own serve runs its schedule: a change there reaches the parent by itself.
-    const childServe = await serve(childHome.dir, ['--interval', '1']);
+    const childServe = await startServe(childHome.dir, [
+      '--listen',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--interval',
+      '1',
+    ]);
     const childDb = tree.dbs.find((d) => d.name === child.db.database)!;
     await execute(
       childDb.pool,

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,7 +23,7 @@ import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild } from '../helpers/http.js';
 import { tempHome } from '../helpers/node.js';
 import { Tree } from '../helpers/tree.js';
-import { BIN, cliEnv, freePort, runCli } from '../helpers/cli.js';
+import { freePort, runCli, startServe } from '../helpers/cli.js';
 
 /*
  * Issue 8, item 4, end to end with the real command: `init` makes a self-signed certificate,
@@ -32,39 +32,8 @@ import { BIN, cliEnv, freePort, runCli } from '../helpers/cli.js';
  * certificate is replaced the child refuses it with a sentence and sends nothing.
  */
 
-async function serve(home: string, port: number): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(
-    process.execPath,
-    [
-      BIN,
-      '--home',
-      home,
-      'serve',
-      '--https',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--admin',
-      '127.0.0.1:0',
-    ],
-    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^listening (\S+)$/m.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
-  });
-  return { proc, url };
-}
+const serveHttps = (home: string, port: number) =>
+  startServe(home, ['--https', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0']);
 
 async function stop(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null) return;
@@ -111,7 +80,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
     const fingerprint = fingerprintOf(new X509Certificate(fs.readFileSync(certFile)).raw);
 
     const port = await freePort();
-    const served = await serve(rootHome, port);
+    const served = await serveHttps(rootHome, port);
     parent = served.proc;
     expect(served.url).toBe(`https://127.0.0.1:${port}`);
 
@@ -222,7 +191,7 @@ describe('HTTPS with a pinned self-signed certificate', () => {
     await stop(served.proc);
     fs.rmSync(certFile);
     fs.rmSync(keyFile);
-    const again = await serve(rootHome, port);
+    const again = await serveHttps(rootHome, port);
     parent = again.proc;
     const changed = fingerprintOf(new X509Certificate(fs.readFileSync(certFile)).raw);
     expect(changed).not.toBe(fingerprint);

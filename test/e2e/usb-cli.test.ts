@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +6,7 @@ import { createTestDb, type TestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { Tree } from '../helpers/tree.js';
 import { addPerson, shareSecret, usbKey } from '../helpers/usb.js';
-import { BIN, cliEnv, runCli } from '../helpers/cli.js';
+import { runCli, startServe } from '../helpers/cli.js';
 
 /**
  * Issue 7 through the command, as a data clerk runs it: `clinic-sync export --out DIR` at the
@@ -54,7 +53,7 @@ describe('clinic-sync export and import', () => {
     expect(file).toMatch(/clinicsync-butaro-to-district-\d{8}T\d{4}Z\.csync$/);
     expect(path.dirname(file!)).toBe(key);
 
-    const served = await serve(districtHome);
+    const served = (await startServe(districtHome)).proc;
     let reply: string;
     try {
       const back = usbKey();
@@ -132,27 +131,3 @@ describe('clinic-sync export and import', () => {
     expect(nowhere.stderr).toMatch(/does not exist; plug in the USB key/);
   });
 });
-
-/** Starts `serve` on a home and waits until it has written serve.json and listens. */
-async function serve(home: string): Promise<ChildProcess> {
-  const proc = spawn(
-    process.execPath,
-    [BIN, '--home', home, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
-    { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/^listening /m.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
-  });
-  return proc;
-}

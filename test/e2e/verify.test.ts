@@ -1,7 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { SNAPSHOT_PATH, snapshotRoute } from '../../src/engine/clone/snapshot.js';
 import type { Home } from '../../src/engine/config/home.js';
 import { execute, queryRows, type Pool } from '../../src/engine/db/pool.js';
@@ -19,10 +16,11 @@ import {
 import type { ParentClient } from '../../src/engine/transport/client.js';
 import { startSyncServer, type SyncServer } from '../../src/engine/transport/server.js';
 import { parentRows, VERIFY_PATH, verifyRoute } from '../../src/engine/transport/verifyRoute.js';
-import { createTestDb, SERVER } from '../helpers/db.js';
+import { createTestDb } from '../helpers/db.js';
 import { createClinicSchema } from '../helpers/fixture.js';
 import { cloneDatabase, pairChild } from '../helpers/http.js';
 import { diffNodes, readModel, type ModelSpec } from '../helpers/model.js';
+import { runCli, runMain, startServe } from '../helpers/cli.js';
 import { Tree } from '../helpers/tree.js';
 
 /**
@@ -33,33 +31,6 @@ import { Tree } from '../helpers/tree.js';
  * bypassed) and names the table and the row; exit 0 when equal, 4 when not, 3 when the parent is
  * away, 1 on a root.
  */
-
-const BIN = fileURLToPath(new URL('../../bin/clinic-sync.js', import.meta.url));
-const ENV = { ...process.env, MYSQL_PWD: SERVER.password };
-
-interface Run {
-  code: number;
-  out: string[];
-  err: string[];
-}
-
-async function cli(args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (l) => out.push(l), err: (l) => err.push(l) }, ENV);
-  return { code, out, err };
-}
-
-/** The same, through bin/clinic-sync.js in a process of its own (its exit code as the shell sees it). */
-function spawnCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...ENV };
-  delete env.CLINIC_SYNC_HOME;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env }, (e, stdout, stderr) => {
-      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** A write the triggers do not see: the node has no record of it and will never send it. */
 async function behindTheBack(pool: Pool, sql: string[]): Promise<void> {
@@ -112,7 +83,7 @@ describe('clinic-sync verify over HTTP', () => {
     await tree.close();
   });
 
-  const verify = (...args: string[]) => cli(['--home', childHome.dir, 'verify', ...args]);
+  const verify = (...args: string[]) => runMain(['--home', childHome.dir, 'verify', ...args]);
 
   it('finds nothing to report after a sync, whatever local ids each node gave its rows', async () => {
     // Both sides add people, patients, encounters and a role grant at once: their local ids
@@ -241,7 +212,7 @@ describe('clinic-sync verify over HTTP', () => {
     ]);
 
     // The real command in a process of its own: the shell sees 4.
-    const spawned = await spawnCli(['--home', childHome.dir, 'verify', '--json']);
+    const spawned = await runCli(['--home', childHome.dir, 'verify', '--json']);
     expect(spawned.stderr).toBe('');
     expect(spawned.code).toBe(4);
     expect((JSON.parse(spawned.stdout) as { match: boolean }).match).toBe(false);
@@ -310,7 +281,7 @@ describe('clinic-sync verify over HTTP', () => {
   });
 
   it('on a root: one sentence, exit 1', async () => {
-    const r = await cli(['--home', parent.home.dir, 'verify']);
+    const r = await runMain(['--home', parent.home.dir, 'verify']);
     expect(r.code).toBe(1);
     expect(r.out).toEqual([]);
     expect(r.err).toEqual(['This node has no parent to compare with; it is the root of its tree.']);
@@ -328,42 +299,16 @@ describe('clinic-sync verify over HTTP', () => {
 
   it('is served by `clinic-sync serve` too', async () => {
     await parent.close(); // serve takes the node's lock itself
-    const proc = spawn(
-      process.execPath,
-      [
-        BIN,
-        '--home',
-        parent.home.dir,
-        'serve',
-        '--listen',
-        '127.0.0.1:0',
-        '--admin',
-        '127.0.0.1:0',
-      ],
-      { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+    const served = await startServe(parent.home.dir);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        const timer = setTimeout(() => reject(new Error('serve did not start')), 60_000);
-        proc.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /^listening (http:\/\/\S+)$/m.exec(out);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        });
-      });
-      childHome.save({ ...childHome.requireSettings(), parent: url });
+      childHome.save({ ...childHome.requireSettings(), parent: served.url });
       const r = await verify('--json');
       expect(r.err).toEqual([]);
       expect(r.code).toBe(0);
       expect(JSON.parse(r.out[0]!)).toEqual({ match: true, tables: [] });
     } finally {
-      proc.kill('SIGTERM');
-      await exited;
+      served.proc.kill('SIGTERM');
+      await served.exited;
     }
   });
 });

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.js';
@@ -56,4 +56,50 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** A `clinic-sync serve` process, started by startServe. */
+export interface Served {
+  proc: ChildProcess;
+  /** the address of its `listening` line */
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** its exit code (null: killed by a signal) once it exits */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `clinic-sync --home HOME serve ARGS` (ARGS default to free ports on 127.0.0.1) and waits
+ * for its `listening URL` line; fails with what it printed if it exits first.
+ */
+export async function startServe(
+  home: string,
+  args: string[] = ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Served> {
+  const proc = spawn(process.execPath, [BIN, '--home', home, 'serve', ...args], {
+    env: opts.env ?? cliEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`serve did not start: ${err}`)),
+      opts.timeoutMs ?? 60_000,
+    );
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^listening (\S+)$/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+  });
+  return { proc, url, stdout: () => out, stderr: () => err, exited };
 }
