@@ -247,13 +247,16 @@ async function applyIn(
       part.flat(),
     );
   }
-  const retried = await retryParked(ctx, conn, ids, shapes);
-  result.applied += retried.applied;
-  result.parked = Number(
-    (await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_parked'))[0]!.n,
-  );
-  result.conflicts += retried.conflicts;
-  for (const t of retried.whole) wholeTouched.add(t);
+  // `queued` holds every parked row, from before and from this batch: none, nothing to retry.
+  if (queued.size) {
+    const retried = await retryParked(ctx, conn, ids, shapes);
+    result.applied += retried.applied;
+    result.parked = Number(
+      (await queryRows(conn, 'SELECT COUNT(*) AS n FROM clinicsync_parked'))[0]!.n,
+    );
+    result.conflicts += retried.conflicts;
+    for (const t of retried.whole) wholeTouched.add(t);
+  }
   for (const t of wholeTouched) await refreshWholeTable(conn, ctx, ids, ctx.plans.get(t)!);
   for (const origin of advanced) {
     await execute(

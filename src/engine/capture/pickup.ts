@@ -410,6 +410,10 @@ export interface PickupResult {
  * captured (dropped, or filtered out) are discarded.
  */
 export async function pickupStep(ctx: PickupContext, limit = STEP_ROWS): Promise<PickupResult> {
+  // Every exchange picks up first, usually to find nothing: one read says so, with no transaction.
+  // A capture row committed after it is found by the next pickup, as after the step's own read.
+  if (!(await queryRows(ctx.pool, 'SELECT 1 AS x FROM clinicsync_capture LIMIT 1')).length)
+    return { captureRows: 0, logged: 0 };
   return inTransaction(
     ctx.pool,
     async (conn) => {
