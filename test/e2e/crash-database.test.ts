@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execute, inTransaction, queryRows } from '../../src/engine/db/pool.js';
 import { isSyncError } from '../../src/engine/errors.js';
-import { dbTrouble, withDbRetry } from '../../src/engine/node/dbRetry.js';
+import { dbTrouble, transactionLost, withDbRetry } from '../../src/engine/node/dbRetry.js';
 import { SyncNode } from '../../src/engine/node/node.js';
 import { SyncSchedule } from '../../src/engine/node/schedule.js';
 import { NodeService, type EngineEvent } from '../../src/engine/node/service.js';
@@ -193,6 +193,13 @@ describe('a database that goes away under a running node', () => {
       'gone',
     );
     expect(dbTrouble(Object.assign(new Error('x'), { code: 'ER_DUP_ENTRY' }))).toBeNull();
+    // Which of them take the whole transaction (apply parks a change only when a savepoint is left).
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    expect(transactionLost(err('ER_LOCK_DEADLOCK'))).toBe(true);
+    expect(transactionLost(new Error('wrapped', { cause: err('ER_LOCK_DEADLOCK') }))).toBe(true);
+    expect(transactionLost(err('PROTOCOL_CONNECTION_LOST'))).toBe(true);
+    expect(transactionLost(err('ER_LOCK_WAIT_TIMEOUT'))).toBe(false);
+    expect(transactionLost(err('ER_DUP_ENTRY'))).toBe(false);
     // A database that stays away ends in one sentence of kind 'database'.
     const away = await withDbRetry(
       () => Promise.reject(Object.assign(new Error('gone'), { code: 'ECONNREFUSED' })),

@@ -38,7 +38,7 @@ import { keyFromIdent } from './keys.js';
 import { applyNewRows, groupable } from './newRows.js';
 import { PeerShapes } from './shapes.js';
 import { settleUniqueKeys } from './uniqueKeys.js';
-import { dbTrouble } from '../node/dbRetry.js';
+import { transactionLost } from '../node/dbRetry.js';
 
 /**
  * Applying received changes (DESIGN §4–6). One batch is one transaction: each change enters this
@@ -319,9 +319,12 @@ async function attempt(
     if (outcome.kind === 'partial') ids.forget();
     return outcome;
   } catch (e) {
-    // A deadlock or a lost connection took the whole transaction: the batch is tried again.
-    if (dbTrouble(e) !== null) throw e;
-    await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change');
+    // A deadlock or a lost connection took the whole transaction: the batch is tried again. So
+    // does any error that left no savepoint to return to.
+    if (transactionLost(e)) throw e;
+    await conn.query('ROLLBACK TO SAVEPOINT clinicsync_change').catch(() => {
+      throw e;
+    });
     ids.forget();
     return park(explainApplyError(e, c.table));
   }
@@ -453,7 +456,7 @@ async function insertRow(
           sql: t.primaryKey.map((k) => `${q(k)} = ?`).join(' AND '),
           params: t.primaryKey.map((k) => values[k]),
         };
-  const colset = await ctx.colsets.idFor(conn, t);
+  const colset = await ctx.colsets.idFor(t);
   const [row] = await queryRows(
     conn,
     `SELECT ${keySql(t)} AS k, ${hashesSql(dataColumns(t))} AS h FROM ${q(t.name)} WHERE ${where.sql}`,
@@ -608,7 +611,7 @@ async function settleColumns(
       : lkey;
   const moved = (await currentRows(conn, t, [movedTo])).get(movedTo);
   if (!moved) return { kind: 'applied', conflicts };
-  const colset = await ctx.colsets.idFor(conn, t);
+  const colset = await ctx.colsets.idFor(t);
   const hashes = Buffer.from(moved.__h as Buffer);
   if (state && pendingLocal.size) {
     const prevCols = await ctx.colsets.columns(conn, state.colset);

@@ -11,7 +11,7 @@ import type { WireChange } from '../protocol/types.js';
 import type { ApplyContext } from './apply.js';
 import { keyFromIdent } from './keys.js';
 import { mayCollide } from './uniqueKeys.js';
-import { dbTrouble } from '../node/dbRetry.js';
+import { transactionLost } from '../node/dbRetry.js';
 
 /**
  * New rows applied together (issue 11): a run of incoming inserts is sorted out with a few
@@ -298,10 +298,13 @@ async function insertGroup(
       );
     return true;
   } catch (e) {
-    // A deadlock or a lost connection took the whole transaction: the batch is tried again.
-    if (dbTrouble(e) !== null) throw e;
+    // A deadlock or a lost connection took the whole transaction: the batch is tried again. So
+    // does any error that left no savepoint to return to.
+    if (transactionLost(e)) throw e;
     // The database refused some row (a unique key, a value too long...): none of the group stays.
-    await conn.query('ROLLBACK TO SAVEPOINT clinicsync_rows');
+    await conn.query('ROLLBACK TO SAVEPOINT clinicsync_rows').catch(() => {
+      throw e;
+    });
     return false;
   }
 }
@@ -318,7 +321,7 @@ async function recordNewRows(
   group: NewRow[],
 ): Promise<void> {
   const t = plan.table;
-  const colset = await ctx.colsets.idFor(conn, t);
+  const colset = await ctx.colsets.idFor(t);
   const clocks = oneStampClocks(Object.keys(group[0]!.change.values ?? {}));
   for (const part of chunks(group, IN_LIST)) {
     const list = part.map(() => '?').join(',');

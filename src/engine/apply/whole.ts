@@ -19,7 +19,7 @@ export async function refreshWholeTable(
   plan: TablePlan,
 ): Promise<void> {
   const t = plan.table;
-  const colset = await ctx.colsets.idFor(conn, t);
+  const colset = await ctx.colsets.idFor(t);
   const rows = await queryRows(
     conn,
     `SELECT ${dataColumns(t)

@@ -23,7 +23,7 @@ export async function baselineTable(
   rootId: string,
 ): Promise<void> {
   const t = plan.table;
-  const colset = await colsets.idFor(db, t);
+  const colset = await colsets.idFor(t);
   // n = 0 marks "not seen"; every row still there sets it again, the rest is forgotten below.
   await execute(db, 'UPDATE clinicsync_row SET n = 0 WHERE tbl = ?', [t.name]);
   const id = plan.identity;

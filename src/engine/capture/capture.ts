@@ -18,14 +18,16 @@ export class Capture {
   private schema: Schema | null = null;
   private signature = '';
   private planCache: { schema: Schema; plans: Map<string, TablePlan> } | null = null;
-  readonly colsets = new Colsets();
+  readonly colsets: Colsets;
 
   constructor(
     private readonly pool: Pool,
     private readonly database: string,
     private readonly nodeId: string,
     private readonly selection: TableSelection,
-  ) {}
+  ) {
+    this.colsets = new Colsets(pool);
+  }
 
   /** First install: triggers on every captured table, then the shared starting state of its rows. */
   async install(): Promise<void> {

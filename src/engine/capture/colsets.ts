@@ -7,24 +7,30 @@ import { dataColumns } from './rowSql.js';
 /**
  * Row-state hashes are positional; a colset records which columns, in which order, a hash string
  * was computed over, so rows recorded before a schema change can still be compared by name.
+ *
+ * A new colset is written on a connection of its own and committed at once, never inside the
+ * caller's transaction: the id is kept here, and a batch rolled back (then tried again) must not
+ * leave row states pointing at a colset that was rolled back with it.
  */
 export class Colsets {
   private byId = new Map<number, string[]>();
   private current = new Map<string, { id: number; fingerprint: string }>();
 
-  async idFor(db: Queryable, t: Table): Promise<number> {
+  constructor(private readonly pool: Queryable) {}
+
+  async idFor(t: Table): Promise<number> {
     const cols = dataColumns(t).map((c) => c.name);
     // Hashes are positional, so the key is the ordered list of names, not the table fingerprint.
     const key = createHash('sha256').update(JSON.stringify(cols)).digest('base64url').slice(0, 32);
     const cached = this.current.get(t.name);
     if (cached && cached.fingerprint === key) return cached.id;
     await execute(
-      db,
+      this.pool,
       'INSERT IGNORE INTO clinicsync_colset (tbl, cols, fingerprint) VALUES (?, ?, ?)',
       [t.name, JSON.stringify(cols), key],
     );
     const rows = await queryRows(
-      db,
+      this.pool,
       'SELECT id FROM clinicsync_colset WHERE tbl = ? AND fingerprint = ?',
       [t.name, key],
     );

@@ -200,7 +200,7 @@ async function diffKeyed(
   writes: StateWrites,
 ): Promise<void> {
   const t = plan.table;
-  const colset = await ctx.colsets.idFor(conn, t);
+  const colset = await ctx.colsets.idFor(t);
   const curCols = dataColumns(t).map((c) => c.name);
   const live = chains.filter((c) => !c.deleted).map((c) => c.finalKey);
   const current = await currentRows(conn, t, [...new Set(live)]);
@@ -317,7 +317,7 @@ async function diffWhole(
   writes: StateWrites,
 ): Promise<void> {
   const t = plan.table;
-  const colset = await ctx.colsets.idFor(conn, t);
+  const colset = await ctx.colsets.idFor(t);
   const rows = await queryRows(
     conn,
     `SELECT ${dataColumns(t)

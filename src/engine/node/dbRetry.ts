@@ -46,6 +46,19 @@ export function dbTrouble(e: unknown): DbTrouble | null {
   return null;
 }
 
+/**
+ * Whether the error took the whole transaction with it, so no savepoint is left to return to: a
+ * deadlock's victim is rolled back whole, a lost connection loses everything. A lock wait timeout
+ * undoes only its statement (unless the server runs with innodb_rollback_on_timeout).
+ */
+export function transactionLost(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && depth < 5; depth++) {
+    if ((cur as { code?: unknown }).code === 'ER_LOCK_DEADLOCK') return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return dbTrouble(e) === 'gone';
+}
+
 export interface DbRetryOptions {
   /** tries in all (default 4) */
   attempts?: number;
