@@ -1,6 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { q } from '../../src/engine/db/ident.js';
-import { execute, queryRows, type Pool, type RowDataPacket } from '../../src/engine/db/pool.js';
+import {
+  chunks,
+  execute,
+  queryRows,
+  type Pool,
+  type RowDataPacket,
+} from '../../src/engine/db/pool.js';
 import { ihash } from '../../src/engine/identity/identities.js';
 import type { Envelope } from '../../src/engine/protocol/types.js';
 import { createTestDb, SERVER, type TestDb } from '../../test/helpers/db.js';
@@ -52,8 +58,7 @@ const STATE_COLUMNS = ['tbl', 'khash', 'lkey', 'ident', 'ihash', 'colset', 'hash
 /** Loads rows into a table with multi-row INSERTs of ROWS_PER_INSERT; the count loaded. */
 async function load(pool: Pool, table: string, names: string[], all: unknown[][]): Promise<number> {
   const one = `(${names.map(() => '?').join(', ')})`;
-  for (let i = 0; i < all.length; i += ROWS_PER_INSERT) {
-    const part = all.slice(i, i + ROWS_PER_INSERT);
+  for (const part of chunks(all, ROWS_PER_INSERT)) {
     await execute(
       pool,
       `INSERT INTO ${q(table)} (${names.map(q).join(', ')}) VALUES ${part.map(() => one).join(', ')}`,
@@ -145,8 +150,7 @@ export const bench: Bench = {
         const hashes = batches.flatMap((b) =>
           b.changes.filter((c) => c.table === table).map((c) => ihash(c.ident)),
         );
-        for (let i = 0; i < hashes.length; i += ROWS_PER_INSERT) {
-          const part = hashes.slice(i, i + ROWS_PER_INSERT);
+        for (const part of chunks(hashes, ROWS_PER_INSERT)) {
           states.push(
             ...(await queryRows(
               root.pool,

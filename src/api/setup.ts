@@ -113,7 +113,6 @@ const testSchema = z
   .object({ dbUrl: z.string().min(1).max(1_000), create: z.boolean().optional() })
   .strict();
 
-/** The tables that say a database holds OpenMRS. */
 /**
  * Connects to the server named by the address, then looks at the database: whether it exists
  * (and creates it, empty, when asked), what it holds, and whether the user has every privilege

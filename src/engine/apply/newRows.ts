@@ -243,22 +243,15 @@ async function split(
   plan: TablePlan,
   candidates: NewRow[],
 ): Promise<{ fresh: NewRow[]; here: NewRow[] }> {
-  const t = plan.table;
-  const id = plan.identity;
   const here = new Set<string>();
   for (const part of chunks(candidates, IN_LIST)) {
-    const rows =
-      id.kind === 'uuid'
-        ? await queryRows(
-            conn,
-            `SELECT uuid AS m FROM ${q(t.name)} WHERE uuid IN (${part.map(() => '?').join(',')})`,
-            part.map((r) => r.change.ident),
-          )
-        : await queryRows(
-            conn,
-            `SELECT ${matchSql(plan)} AS m FROM ${q(t.name)} WHERE ${keyInSql(plan, part.length)}`,
-            part.flatMap((r) => r.key),
-          );
+    const where = whereRows(plan, part);
+    const rows = await queryRows(
+      conn,
+      `SELECT ${plan.identity.kind === 'uuid' ? 'uuid' : matchSql(plan)} AS m
+         FROM ${q(plan.table.name)} WHERE ${where.sql}`,
+      where.params,
+    );
     for (const r of rows) here.add(String(r.m).toLowerCase());
   }
   const out = { fresh: [] as NewRow[], here: [] as NewRow[] };
@@ -325,10 +318,7 @@ async function recordNewRows(
   const clocks = oneStampClocks(Object.keys(group[0]!.change.values ?? {}));
   for (const part of chunks(group, IN_LIST)) {
     const list = part.map(() => '?').join(',');
-    const where =
-      plan.identity.kind === 'uuid'
-        ? { sql: `uuid IN (${list})`, params: part.map((r) => r.change.ident) }
-        : { sql: keyInSql(plan, part.length), params: part.flatMap((r) => r.key) };
+    const where = whereRows(plan, part);
     const res = await executePrepared(
       conn,
       `INSERT INTO clinicsync_row (tbl, khash, lkey, ident, ihash, colset, hashes, n, clocks)
@@ -371,8 +361,8 @@ async function recordNewRows(
  */
 function byColumns(rows: NewRow[]): NewRow[][] {
   const groups = new Map<string, NewRow[]>();
+  const names = (o: object) => Object.keys(o).sort().join('\u0000');
   for (const r of rows) {
-    const names = (o: object) => Object.keys(o).sort().join('\u0000');
     const k = `${names(r.values)}\u0001${names(r.change.values ?? {})}`;
     const group = groups.get(k);
     if (group) group.push(r);
@@ -395,8 +385,17 @@ function matchOf(plan: TablePlan, r: NewRow): string {
   return plan.identity.kind === 'uuid' ? r.change.ident : r.key.join('\n');
 }
 
-function keyInSql(plan: TablePlan, rows: number): string {
+/** A WHERE clause finding these rows by their identity: uuid, or primary key for a natural one. */
+function whereRows(plan: TablePlan, rows: NewRow[]): { sql: string; params: string[] } {
+  if (plan.identity.kind === 'uuid')
+    return {
+      sql: `uuid IN (${rows.map(() => '?').join(',')})`,
+      params: rows.map((r) => r.change.ident),
+    };
   const cols = plan.table.primaryKey;
   const one = `(${cols.map(() => '?').join(', ')})`;
-  return `(${cols.map(q).join(', ')}) IN (${Array.from({ length: rows }, () => one).join(', ')})`;
+  return {
+    sql: `(${cols.map(q).join(', ')}) IN (${rows.map(() => one).join(', ')})`,
+    params: rows.flatMap((r) => r.key),
+  };
 }

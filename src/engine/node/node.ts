@@ -13,7 +13,7 @@ import { isInstalled, migrate } from './migrations.js';
 import type { NodeStatus } from './types.js';
 import { applyEnvelope, type ApplyResult } from '../apply/apply.js';
 import type { Envelope } from '../protocol/types.js';
-import { buildBatch, type Limits } from './outgoing.js';
+import { buildBatch, type Limits, type OutgoingContext } from './outgoing.js';
 import type { TablePlan } from '../identity/plan.js';
 import { applyClockFixes, describeOffset } from '../clock/fixes.js';
 import { hlcFromMillis } from '../clock/hlc.js';
@@ -223,23 +223,10 @@ export class SyncNode {
 
   private async outgoingNow(peer: string, parts: EngineParts, limits?: Limits): Promise<Envelope> {
     const { plans, selected } = parts;
-    const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
-    const env = await buildBatch(
-      {
-        db: this.pool,
-        nodeId: this.nodeId,
-        incarnation: this.incarnation,
-        name,
-        plans,
-        selected,
-        now: this.now(),
-      },
-      peer,
-      {
-        records: Math.min(limits?.records ?? Infinity, this.settings.sync.batchRecords),
-        bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
-      },
-    );
+    const env = await buildBatch(await this.outgoingContext(parts), peer, {
+      records: Math.min(limits?.records ?? Infinity, this.settings.sync.batchRecords),
+      bytes: Math.min(limits?.bytes ?? Infinity, this.settings.sync.batchBytes),
+    });
     return declareShapes(
       this.pool,
       plans,
@@ -250,6 +237,19 @@ export class SyncNode {
     );
   }
 
+  /** What building a batch needs: this node, its name as the tree knows it, and the parts. */
+  private async outgoingContext(parts: EngineParts): Promise<OutgoingContext> {
+    return {
+      db: this.pool,
+      nodeId: this.nodeId,
+      incarnation: this.incarnation,
+      name: (await getMeta(this.pool, 'name')) ?? this.settings.name,
+      plans: parts.plans,
+      selected: parts.selected,
+      now: this.now(),
+    };
+  }
+
   /**
    * Every batch a neighbour has not acknowledged, one after another, for a transfer file (USB):
    * `take` receives each and answers false to stop early (the key is full). Nothing appends to
@@ -257,21 +257,14 @@ export class SyncNode {
    */
   async outgoingAll(peer: string, take: (env: Envelope) => Promise<boolean>): Promise<void> {
     return this.exclusive(async () => {
-      const { plans, selected } = await this.engineParts();
-      const name = (await getMeta(this.pool, 'name')) ?? this.settings.name;
+      const parts = await this.engineParts();
+      const { plans, selected } = parts;
+      const ctx = await this.outgoingContext(parts);
       const resume = { lsn: 0n };
       const about = await aboutThisNode(this.pool, peer, plans);
       for (;;) {
         const env = await buildBatch(
-          {
-            db: this.pool,
-            nodeId: this.nodeId,
-            incarnation: this.incarnation,
-            name,
-            plans,
-            selected,
-            now: this.now(),
-          },
+          { ...ctx, now: this.now() },
           peer,
           { records: this.settings.sync.batchRecords, bytes: this.settings.sync.batchBytes },
           resume,
